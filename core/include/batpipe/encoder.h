@@ -1,0 +1,23 @@
+/* batpipe — encoders (kind "batpipe.encoder/1"): features → predictions and tokens.
+ *
+ * An encoder is a bp_stage (stage.h). Input: a batch of features
+ * [batch, channels, frames, bins] F32 (the frontend's output with a leading
+ * batch dim). Main output: "tokens" [batch, n_tokens, dim] (what a projector
+ * consumes); optional outputs are the heads' logits, named
+ * "logits_class" [batch, n_classes], "logits_distance" [batch, 21],
+ * "logits_azimuth" [batch, 360], "logits_elevation" [batch, 180].
+ * Encoders compute through the host's backend (host->backend, ops.h); their
+ * tensors live on that backend.
+ *
+ * Training is an extension of the stage (get_extension) with the id below;
+ * its table is defined by the training issue and is not part of ABI 1.0. */
+#ifndef BATPIPE_ENCODER_H
+#define BATPIPE_ENCODER_H
+
+#include "stage.h"
+
+#define BP_EXT_TRAINABLE_ID "batpipe.trainable/1"
+
+typedef bp_stage bp_encoder;
+
+#endif /* BATPIPE_ENCODER_H */
