@@ -4,8 +4,11 @@
 
 #include "batpipe/ops.h"
 
+struct bp_paramset;
+
 struct bp_backend {
-    bp_backend_impl *impl; /* owned */
+    bp_backend_impl *impl;              /* owned */
+    struct bp_paramset *owned_params;   /* params the impl was created with, when the core made them */
 };
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "backend_internal.h"
 #include "batpipe/ops.h"
+#include "batpipe/registry.h"
 
 /* Is field `f` inside the struct_size the plugin compiled with? */
 #define IMPL_HAS(impl, f) \
@@ -46,6 +47,7 @@ bp_status bp_backend_wrap(bp_backend_impl *impl, bp_backend **out, bp_error *err
 void bp_backend_free(bp_backend *be) {
     if (!be) return;
     if (be->impl && be->impl->destroy) be->impl->destroy(be->impl);
+    bp_paramset_free(be->owned_params);
     free(be);
 }
 

@@ -101,7 +101,12 @@ static inline BP_PRINTF(2, 3) void bp_error_prefix(bp_error *err, const char *fm
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     old[sizeof old - 1] = '\0';
-    snprintf(err->msg, sizeof err->msg, "%s%s", head, old);
+    size_t h = strlen(head), o = strlen(old);
+    if (h > sizeof err->msg - 1) h = sizeof err->msg - 1;
+    if (o > sizeof err->msg - 1 - h) o = sizeof err->msg - 1 - h;
+    memcpy(err->msg, head, h);
+    memcpy(err->msg + h, old, o);
+    err->msg[h + o] = '\0';
 }
 
 BP_EXTERN_C_END

@@ -77,6 +77,14 @@ BP_API const bp_component_info *bp_registry_find(const bp_registry *reg, int32_t
 /* "melipd, mel, fbank": the usable names of a kind, for messages. */
 BP_API const char *bp_registry_choices(const bp_registry *reg, int32_t kind, char *buf, size_t cap);
 
+/* Threads given to components created from now on (host->n_threads);
+ * n <= 0 means all online CPUs. */
+BP_API void bp_registry_set_threads(bp_registry *reg, int32_t n);
+BP_API int32_t bp_registry_threads(const bp_registry *reg);
+/* The host given to plugins (the application's callbacks, with defaults
+ * filled in for those it left NULL). */
+BP_API const bp_host *bp_registry_host(const bp_registry *reg);
+
 /* --- parameters ----------------------------------------------------------- */
 
 typedef struct bp_paramset bp_paramset; /* owns a bp_params and its strings */
