@@ -130,14 +130,18 @@ static int print_trajectory(const char *path) {
 
 int cmd_demo(cli_ctx *c, int argc, char **argv) {
     const char *out = "batpipe-demo";
+    int clip_only = 0;
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "--out") == 0 || strcmp(argv[i], "-d") == 0) && i + 1 < argc) {
             out = argv[++i];
+        } else if (strcmp(argv[i], "--clip-only") == 0) {
+            clip_only = 1;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("usage: batpipe demo [--out DIR]\n"
+            printf("usage: batpipe demo [--out DIR] [--clip-only]\n"
                    "Generates DIR/demo_clip.flac (10 s, 32 kHz, binaural, a source moving left to right),\n"
                    "computes its mel+IPD features into DIR/features/ and prints a summary.\n"
-                   "The embedded pipeline is the same as configs/demo.cfg.\n");
+                   "The embedded pipeline is the same as configs/demo.cfg. With --clip-only, only the clip\n"
+                   "is written.\n");
             return 0;
         } else {
             fprintf(stderr, "batpipe demo: unknown argument '%s' (try --help)\n", argv[i]);
@@ -164,6 +168,7 @@ int cmd_demo(cli_ctx *c, int argc, char **argv) {
     bp_tensor_free(audio);
     if (st != BP_OK) return cli_fail("demo", st, &err);
     printf("wrote     %s (10 s, 2 channels, 32 kHz; source moves from left to right)\n", clip);
+    if (clip_only) return 0;
     bp_registry *reg;
     if ((st = cli_registry(c, &reg, &err)) != BP_OK) return cli_fail("demo", st, &err);
     bp_pipeline *p;
