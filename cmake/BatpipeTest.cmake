@@ -13,6 +13,12 @@ function(bp_add_test name)
   target_link_libraries(${name} PRIVATE batpipe m ${T_LIBS})
   set(env "BATPIPE_PLUGIN_PATH=${BP_PLUGIN_BUILD_DIR}" "BP_TEST_DATA=${PROJECT_SOURCE_DIR}/tests/data"
           "BP_SOURCE_DIR=${PROJECT_SOURCE_DIR}" "BP_BINARY_DIR=${CMAKE_BINARY_DIR}")
+  if(BP_SANITIZE)
+    # intercept_tls_get_addr=0: LeakSanitizer otherwise crashes at exit when
+    # oneDNN ran on OpenMP threads (google/sanitizers#1322, newer glibc).
+    list(APPEND env "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:intercept_tls_get_addr=0"
+                    "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+  endif()
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
   endif()

@@ -274,7 +274,8 @@ static bp_status negotiate(bp_pipeline *p, bp_error *err) {
                                         p->files[0].path, rate, s->label, want.rate);
             }
         } else {
-            snprintf(s->in_name, sizeof s->in_name, "%s", p->stages[k - 1].ports[0].name);
+            memcpy(s->in_name, p->stages[k - 1].ports[0].name, sizeof s->in_name);
+            s->in_name[sizeof s->in_name - 1] = '\0';
         }
         /* A stage that wants a leading batch dim gets one of size 1. */
         if (want.ndim >= 0 && have.ndim >= 0 && want.ndim == have.ndim + 1 &&

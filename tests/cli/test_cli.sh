@@ -86,8 +86,9 @@ done
 if "$bp" plugins melipd > /dev/null 2>&1; then
   expect 0 "tensor +features +F32\[4,1024,128\]" -- "$bp" demo --out "$work/demo"
   out=$("$bp" demo --out "$work/demo2" 2>&1)
-  first=$(echo "$out" | grep -E "^ +0- 1 s" | awk '{print $3}')
-  last=$(echo "$out" | grep -E "^ +9-10 s" | awk '{print $3}')
+  db() { awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "dB") print $i }'; }
+  first=$(echo "$out" | grep -E "^ +0- 1 s" | db)
+  last=$(echo "$out" | grep -E "^ +9-10 s" | db)
   awk -v a="$first" -v b="$last" 'BEGIN { exit !(a < -2 && b > 2) }' || fail "demo trajectory does not go from left ($first) to right ($last)"
 else
   echo "note: melipd not built; demo run not tested"

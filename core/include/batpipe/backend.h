@@ -93,7 +93,8 @@ typedef struct bp_conv2d_desc {
 } bp_conv2d_desc;
 
 /* y = softmax(scale · x) over the last dimension. With `causal`, element
- * (..., i, j) (i along dim ndim−2) is excluded when j > i + causal_offset. */
+ * (..., i, j) (i along dim ndim−2) is excluded when j > i + causal_offset;
+ * a row whose every element is excluded is all zeros. */
 typedef struct bp_softmax_desc {
     uint32_t struct_size; /* sizeof(bp_softmax_desc) */
     const bp_tensor *x;

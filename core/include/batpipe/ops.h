@@ -16,13 +16,16 @@
  *            dims (row broadcast, e.g. a [B,T,D], b [D] or [T,D]), or one
  *            element; F32. y may alias a.
  *  affine    y = alpha·x + beta; F32.
- *  softmax   over the last dim; optional causal mask (bp_softmax_desc).
+ *  softmax   over the last dim; optional causal mask (bp_softmax_desc); a
+ *            row with every element masked (only possible with a negative
+ *            causal_offset) is all zeros.
  *  layernorm over the last dim D: y = (x − mean)/√(var + eps)·w + b,
  *            biased variance; w, b F32 [D] or NULL.
  *  rmsnorm   y = x/√(mean(x²) + eps)·w; w F32 [D] or NULL.
  *  reduce    x [..., D] → y [...] (or [..., 1]): sum, mean or max.
- *  convert   same number of elements; F32 ↔ F16 ↔ BF16.
- *  permute   ndim ≤ 4; y.shape[i] = x.shape[perm[i]].
+ *  convert   same number of elements; F32 ↔ F16 ↔ BF16; y must not alias x
+ *            when the dtypes differ.
+ *  permute   ndim ≤ 4; y.shape[i] = x.shape[perm[i]]; y must not alias x.
  *  get_rows  table [V, D] (F32, F16, BF16, Q8_0, Q4_0, Q4_1); ids [n] I32;
  *            y [n, D] F32; an id outside [0, V) is an error.
  *  fill      every element of y (F32) = value. */

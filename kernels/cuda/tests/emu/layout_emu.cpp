@@ -1,0 +1,2 @@
+/* The kernels of ../../layout.cu built as C++ for the CPU emulation. */
+#include "../../layout.cu"

@@ -1,0 +1,2 @@
+/* The kernels of ../../rows.cu built as C++ for the CPU emulation. */
+#include "../../rows.cu"
