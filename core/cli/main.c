@@ -16,6 +16,8 @@ static void usage(FILE *f) {
             "  run FILE.cfg [-o key=value ...]   run a pipeline (see docs/config.md)\n"
             "  plugins [NAME | --validate F.so]  list plugins, describe one, or check a plugin file\n"
             "  demo [--out DIR]                  features of a generated binaural clip, end to end\n"
+            "  synth DATA.cfg | synth merge DIR  generate a SpatialSoundQA-style set (docs/synth.md)\n"
+            "  sources fetch|build|import ...    the real-recordings source corpus (docs/sources.md)\n"
             "  version                           print versions\n"
             "  help                              this text\n"
             "\n"
@@ -60,6 +62,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) rc = cmd_run(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "plugins") == 0) rc = cmd_plugins(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "demo") == 0) rc = cmd_demo(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "synth") == 0) rc = cmd_synth(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "sources") == 0) rc = cmd_sources(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "version") == 0) {
         printf("batpipe %s (plugin ABI %d.%d)\n", BP_VERSION_STRING, BP_ABI_MAJOR, BP_ABI_MINOR);
         rc = 0;

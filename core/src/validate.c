@@ -224,7 +224,10 @@ static void check_component(vctx *v, bp_registry *reg, const bp_component_info *
     case BP_KIND_FRONTEND:
     case BP_KIND_ENCODER:
     case BP_KIND_PROJECTOR:
-        check_stage(v, label, inst);
+        if (c->kind != BP_KIND_FRONTEND && !be)
+            say(v, 1, "%s: negotiation and process not exercised: no compute backend to run it on", label);
+        else
+            check_stage(v, label, inst);
         if (((bp_stage *)inst)->destroy) ((bp_stage *)inst)->destroy(inst);
         break;
     case BP_KIND_BACKEND: check_backend(v, label, inst); break; /* the handle destroys it */
