@@ -64,6 +64,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "demo") == 0) rc = cmd_demo(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "synth") == 0) rc = cmd_synth(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "sources") == 0) rc = cmd_sources(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "ask") == 0) rc = cmd_ask(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "version") == 0) {
         printf("batpipe %s (plugin ABI %d.%d)\n", BP_VERSION_STRING, BP_ABI_MAJOR, BP_ABI_MINOR);
         rc = 0;
