@@ -7,10 +7,9 @@
 #include "backend_internal.h"
 #include "batpipe/ops.h"
 #include "batpipe/registry.h"
+#include "ops_check.h"
 
-/* Is field `f` inside the struct_size the plugin compiled with? */
-#define IMPL_HAS(impl, f) \
-    ((impl)->struct_size >= offsetof(bp_backend_impl, f) + sizeof((impl)->f) && (impl)->f != NULL)
+#define IMPL_HAS BP_IMPL_HAS
 
 bp_status bp_backend_wrap(bp_backend_impl *impl, bp_backend **out, bp_error *err) {
     *out = NULL;
@@ -107,7 +106,7 @@ static const char *shape_str(const bp_tensor *t, char *buf, size_t cap) {
     return t ? bp_tensor_describe(t, buf, cap) : "(none)";
 }
 
-static bp_status check_on(bp_backend *be, const char *op, const char *role, const bp_tensor *t, bp_error *err) {
+bp_status bp_ops_check_on(bp_backend *be, const char *op, const char *role, const bp_tensor *t, bp_error *err) {
     if (!t) return bp_error_set(err, BP_ERR_INVALID, "%s: %s tensor is NULL", op, role);
     if (t->backend != be && !(t->backend == NULL && bp_backend_is_host(be)))
         return bp_error_set(err, BP_ERR_INVALID, "%s: %s tensor lives on %s, not on backend '%s'", op, role,
@@ -124,7 +123,22 @@ static bp_status check_dtype(const char *op, const char *role, const bp_tensor *
     return BP_OK;
 }
 
-static bp_status check_same(const char *op, const bp_tensor *x, const bp_tensor *y, bp_error *err) {
+bp_status bp_ops_check_f32(bp_backend *be, const char *op, const char *role, const bp_tensor *t, bp_error *err) {
+    bp_status st = bp_ops_check_on(be, op, role, t, err);
+    return st != BP_OK ? st : check_dtype(op, role, t, BP_DTYPE_F32, err);
+}
+
+bp_status bp_ops_check_vec(bp_backend *be, const char *op, const char *role, const bp_tensor *t, int64_t n,
+                           bp_error *err) {
+    if (!t) return BP_OK;
+    bp_status st = bp_ops_check_f32(be, op, role, t, err);
+    if (st != BP_OK) return st;
+    if (t->ndim != 1 || t->shape[0] != n)
+        return bp_error_set(err, BP_ERR_INVALID, "%s: %s must be [%lld]", op, role, (long long)n);
+    return BP_OK;
+}
+
+bp_status bp_ops_check_same(const char *op, const bp_tensor *x, const bp_tensor *y, bp_error *err) {
     if (bp_tensor_numel(x) != bp_tensor_numel(y) || x->ndim != y->ndim) goto bad;
     for (int32_t i = 0; i < x->ndim; i++)
         if (x->shape[i] != y->shape[i]) goto bad;
@@ -135,7 +149,7 @@ bad:;
                         shape_str(x, a, sizeof a));
 }
 
-static bp_status missing(bp_backend *be, const char *op, bp_error *err) {
+bp_status bp_ops_missing(bp_backend *be, const char *op, bp_error *err) {
     return bp_error_set(err, BP_ERR_UNSUPPORTED, "%s: not supported by backend '%s'", op, bp_backend_name(be));
 }
 
@@ -150,11 +164,11 @@ static bp_status missing(bp_backend *be, const char *op, bp_error *err) {
 bp_status bp_op_matmul(bp_backend *be, const bp_tensor *a, const bp_tensor *b, bp_tensor *c, const bp_tensor *bias,
                        int trans_a, int trans_b, float alpha, float beta, bp_error *err) {
     const char *op = "matmul";
-    TRY(check_on(be, op, "a", a, err));
-    TRY(check_on(be, op, "b", b, err));
-    TRY(check_on(be, op, "c", c, err));
+    TRY(bp_ops_check_on(be, op, "a", a, err));
+    TRY(bp_ops_check_on(be, op, "b", b, err));
+    TRY(bp_ops_check_on(be, op, "c", c, err));
     if (bias) {
-        TRY(check_on(be, op, "bias", bias, err));
+        TRY(bp_ops_check_on(be, op, "bias", bias, err));
         TRY(check_dtype(op, "bias", bias, BP_DTYPE_F32, err));
     }
     TRY(check_dtype(op, "c", c, BP_DTYPE_F32, err));
@@ -175,7 +189,7 @@ bp_status bp_op_matmul(bp_backend *be, const bp_tensor *a, const bp_tensor *b, b
         if (b->ndim == a->ndim && b->shape[i] != a->shape[i]) goto bad;
     }
     if (bias && (bias->ndim != 1 || bias->shape[0] != N)) goto bad;
-    if (!IMPL_HAS(be->impl, matmul)) return missing(be, op, err);
+    if (!IMPL_HAS(be->impl, matmul)) return bp_ops_missing(be, op, err);
     bp_matmul_desc d = {sizeof d, a, b, c, bias, trans_a, trans_b, alpha, beta};
     return be->impl->matmul(be->impl, &d, err);
 bad:
@@ -184,18 +198,11 @@ bad:
                         trans_b ? "ᵀ" : "", shape_str(c, sc, sizeof sc), bias ? " (+bias)" : "");
 }
 
-bp_status bp_op_conv2d(bp_backend *be, const bp_conv2d_desc *d, bp_error *err) {
-    const char *op = "conv2d";
-    TRY(check_on(be, op, "x", d->x, err));
-    TRY(check_on(be, op, "w", d->w, err));
-    TRY(check_on(be, op, "y", d->y, err));
-    TRY(check_dtype(op, "x", d->x, BP_DTYPE_F32, err));
-    TRY(check_dtype(op, "w", d->w, BP_DTYPE_F32, err));
-    TRY(check_dtype(op, "y", d->y, BP_DTYPE_F32, err));
-    if (d->bias) {
-        TRY(check_on(be, op, "bias", d->bias, err));
-        TRY(check_dtype(op, "bias", d->bias, BP_DTYPE_F32, err));
-    }
+bp_status bp_ops_check_conv2d(bp_backend *be, const char *op, const bp_conv2d_desc *d, bp_error *err) {
+    TRY(bp_ops_check_f32(be, op, "x", d->x, err));
+    TRY(bp_ops_check_f32(be, op, "w", d->w, err));
+    TRY(bp_ops_check_f32(be, op, d->y && strcmp(op, "conv2d") ? "dy" : "y", d->y, err));
+    if (d->bias) TRY(bp_ops_check_f32(be, op, "bias", d->bias, err));
     char sx[96], sw[96], sy[96];
     const bp_tensor *x = d->x, *w = d->w, *y = d->y;
     int32_t g = d->groups > 0 ? d->groups : 1;
@@ -210,30 +217,34 @@ bp_status bp_op_conv2d(bp_backend *be, const bp_conv2d_desc *d, bp_error *err) {
         y->shape[3] != ow)
         goto bad;
     if (d->bias && (d->bias->ndim != 1 || d->bias->shape[0] != w->shape[0])) goto bad;
-    if (!IMPL_HAS(be->impl, conv2d)) return missing(be, op, err);
-    bp_conv2d_desc dd = *d;
-    dd.struct_size = sizeof dd;
-    dd.groups = g;
-    dd.dilation_h = dh;
-    dd.dilation_w = dw;
-    return be->impl->conv2d(be->impl, &dd, err);
+    return BP_OK;
 bad:
     return bp_error_set(err, BP_ERR_INVALID,
-                        "conv2d: incompatible shapes x %s, w %s, y %s (stride %d,%d pad %d,%d dilation %d,%d "
-                        "groups %d)",
-                        shape_str(x, sx, sizeof sx), shape_str(w, sw, sizeof sw), shape_str(y, sy, sizeof sy),
+                        "%s: incompatible shapes x %s, w %s, y %s (stride %d,%d pad %d,%d dilation %d,%d groups %d)",
+                        op, shape_str(x, sx, sizeof sx), shape_str(w, sw, sizeof sw), shape_str(y, sy, sizeof sy),
                         d->stride_h, d->stride_w, d->pad_h, d->pad_w, d->dilation_h, d->dilation_w, d->groups);
+}
+
+bp_status bp_op_conv2d(bp_backend *be, const bp_conv2d_desc *d, bp_error *err) {
+    TRY(bp_ops_check_conv2d(be, "conv2d", d, err));
+    if (!IMPL_HAS(be->impl, conv2d)) return bp_ops_missing(be, "conv2d", err);
+    bp_conv2d_desc dd = *d;
+    dd.struct_size = sizeof dd;
+    if (dd.groups < 1) dd.groups = 1;
+    if (dd.dilation_h < 1) dd.dilation_h = 1;
+    if (dd.dilation_w < 1) dd.dilation_w = 1;
+    return be->impl->conv2d(be->impl, &dd, err);
 }
 
 bp_status bp_op_unary(bp_backend *be, bp_unary_op opc, const bp_tensor *x, bp_tensor *y, bp_error *err) {
     const char *op = bp_unary_op_name(opc);
     if ((int)opc < 0 || opc >= BP_UNARY_COUNT) return bp_error_set(err, BP_ERR_INVALID, "unary: unknown op %d", (int)opc);
-    TRY(check_on(be, op, "x", x, err));
-    TRY(check_on(be, op, "y", y, err));
+    TRY(bp_ops_check_on(be, op, "x", x, err));
+    TRY(bp_ops_check_on(be, op, "y", y, err));
     TRY(check_dtype(op, "x", x, BP_DTYPE_F32, err));
     TRY(check_dtype(op, "y", y, BP_DTYPE_F32, err));
-    TRY(check_same(op, x, y, err));
-    if (!IMPL_HAS(be->impl, unary)) return missing(be, op, err);
+    TRY(bp_ops_check_same(op, x, y, err));
+    if (!IMPL_HAS(be->impl, unary)) return bp_ops_missing(be, op, err);
     return be->impl->unary(be->impl, (int32_t)opc, x, y, err);
 }
 
@@ -242,13 +253,13 @@ bp_status bp_op_binary(bp_backend *be, bp_binary_op opc, const bp_tensor *a, con
     const char *op = bp_binary_op_name(opc);
     if ((int)opc < 0 || opc >= BP_BINARY_COUNT)
         return bp_error_set(err, BP_ERR_INVALID, "binary: unknown op %d", (int)opc);
-    TRY(check_on(be, op, "a", a, err));
-    TRY(check_on(be, op, "b", b, err));
-    TRY(check_on(be, op, "y", y, err));
+    TRY(bp_ops_check_on(be, op, "a", a, err));
+    TRY(bp_ops_check_on(be, op, "b", b, err));
+    TRY(bp_ops_check_on(be, op, "y", y, err));
     TRY(check_dtype(op, "a", a, BP_DTYPE_F32, err));
     TRY(check_dtype(op, "b", b, BP_DTYPE_F32, err));
     TRY(check_dtype(op, "y", y, BP_DTYPE_F32, err));
-    TRY(check_same(op, a, y, err));
+    TRY(bp_ops_check_same(op, a, y, err));
     int ok = bp_tensor_numel(b) == 1;
     if (!ok && b->ndim <= a->ndim) {
         ok = 1;
@@ -261,32 +272,32 @@ bp_status bp_op_binary(bp_backend *be, bp_binary_op opc, const bp_tensor *a, con
                             "%s: b %s does not broadcast to a %s (b must match a's trailing dims or be one element)",
                             op, shape_str(b, sb, sizeof sb), shape_str(a, sa, sizeof sa));
     }
-    if (!IMPL_HAS(be->impl, binary)) return missing(be, op, err);
+    if (!IMPL_HAS(be->impl, binary)) return bp_ops_missing(be, op, err);
     return be->impl->binary(be->impl, (int32_t)opc, a, b, y, err);
 }
 
 bp_status bp_op_affine(bp_backend *be, const bp_tensor *x, float alpha, float beta, bp_tensor *y, bp_error *err) {
     const char *op = "affine";
-    TRY(check_on(be, op, "x", x, err));
-    TRY(check_on(be, op, "y", y, err));
+    TRY(bp_ops_check_on(be, op, "x", x, err));
+    TRY(bp_ops_check_on(be, op, "y", y, err));
     TRY(check_dtype(op, "x", x, BP_DTYPE_F32, err));
     TRY(check_dtype(op, "y", y, BP_DTYPE_F32, err));
-    TRY(check_same(op, x, y, err));
-    if (!IMPL_HAS(be->impl, affine)) return missing(be, op, err);
+    TRY(bp_ops_check_same(op, x, y, err));
+    if (!IMPL_HAS(be->impl, affine)) return bp_ops_missing(be, op, err);
     return be->impl->affine(be->impl, x, alpha, beta, y, err);
 }
 
 bp_status bp_op_softmax(bp_backend *be, const bp_tensor *x, bp_tensor *y, float scale, int causal,
                         int64_t causal_offset, bp_error *err) {
     const char *op = "softmax";
-    TRY(check_on(be, op, "x", x, err));
-    TRY(check_on(be, op, "y", y, err));
+    TRY(bp_ops_check_on(be, op, "x", x, err));
+    TRY(bp_ops_check_on(be, op, "y", y, err));
     TRY(check_dtype(op, "x", x, BP_DTYPE_F32, err));
     TRY(check_dtype(op, "y", y, BP_DTYPE_F32, err));
-    TRY(check_same(op, x, y, err));
+    TRY(bp_ops_check_same(op, x, y, err));
     if (x->ndim < 1 || (causal && x->ndim < 2))
         return bp_error_set(err, BP_ERR_INVALID, "softmax: needs rank >= %d, got %d", causal ? 2 : 1, x->ndim);
-    if (!IMPL_HAS(be->impl, softmax)) return missing(be, op, err);
+    if (!IMPL_HAS(be->impl, softmax)) return bp_ops_missing(be, op, err);
     bp_softmax_desc d = {sizeof d, x, y, scale, causal, causal_offset};
     return be->impl->softmax(be->impl, &d, err);
 }
@@ -294,7 +305,7 @@ bp_status bp_op_softmax(bp_backend *be, const bp_tensor *x, bp_tensor *y, float 
 static bp_status check_norm_param(bp_backend *be, const char *op, const char *role, const bp_tensor *p,
                                   const bp_tensor *x, bp_error *err) {
     if (!p) return BP_OK;
-    TRY(check_on(be, op, role, p, err));
+    TRY(bp_ops_check_on(be, op, role, p, err));
     TRY(check_dtype(op, role, p, BP_DTYPE_F32, err));
     if (p->ndim != 1 || p->shape[0] != x->shape[x->ndim - 1])
         return bp_error_set(err, BP_ERR_INVALID, "%s: %s must be [%lld]", op, role, (long long)x->shape[x->ndim - 1]);
@@ -304,29 +315,29 @@ static bp_status check_norm_param(bp_backend *be, const char *op, const char *ro
 bp_status bp_op_layernorm(bp_backend *be, const bp_tensor *x, const bp_tensor *w, const bp_tensor *b, float eps,
                           bp_tensor *y, bp_error *err) {
     const char *op = "layernorm";
-    TRY(check_on(be, op, "x", x, err));
-    TRY(check_on(be, op, "y", y, err));
+    TRY(bp_ops_check_on(be, op, "x", x, err));
+    TRY(bp_ops_check_on(be, op, "y", y, err));
     TRY(check_dtype(op, "x", x, BP_DTYPE_F32, err));
     TRY(check_dtype(op, "y", y, BP_DTYPE_F32, err));
-    TRY(check_same(op, x, y, err));
+    TRY(bp_ops_check_same(op, x, y, err));
     if (x->ndim < 1) return bp_error_set(err, BP_ERR_INVALID, "layernorm: needs rank >= 1");
     TRY(check_norm_param(be, op, "weight", w, x, err));
     TRY(check_norm_param(be, op, "bias", b, x, err));
-    if (!IMPL_HAS(be->impl, layernorm)) return missing(be, op, err);
+    if (!IMPL_HAS(be->impl, layernorm)) return bp_ops_missing(be, op, err);
     return be->impl->layernorm(be->impl, x, w, b, eps, y, err);
 }
 
 bp_status bp_op_rmsnorm(bp_backend *be, const bp_tensor *x, const bp_tensor *w, float eps, bp_tensor *y,
                         bp_error *err) {
     const char *op = "rmsnorm";
-    TRY(check_on(be, op, "x", x, err));
-    TRY(check_on(be, op, "y", y, err));
+    TRY(bp_ops_check_on(be, op, "x", x, err));
+    TRY(bp_ops_check_on(be, op, "y", y, err));
     TRY(check_dtype(op, "x", x, BP_DTYPE_F32, err));
     TRY(check_dtype(op, "y", y, BP_DTYPE_F32, err));
-    TRY(check_same(op, x, y, err));
+    TRY(bp_ops_check_same(op, x, y, err));
     if (x->ndim < 1) return bp_error_set(err, BP_ERR_INVALID, "rmsnorm: needs rank >= 1");
     TRY(check_norm_param(be, op, "weight", w, x, err));
-    if (!IMPL_HAS(be->impl, rmsnorm)) return missing(be, op, err);
+    if (!IMPL_HAS(be->impl, rmsnorm)) return bp_ops_missing(be, op, err);
     return be->impl->rmsnorm(be->impl, x, w, eps, y, err);
 }
 
@@ -334,8 +345,8 @@ bp_status bp_op_reduce(bp_backend *be, bp_reduce_op opc, const bp_tensor *x, bp_
     const char *op = bp_reduce_op_name(opc);
     if ((int)opc < 0 || opc >= BP_REDUCE_COUNT)
         return bp_error_set(err, BP_ERR_INVALID, "reduce: unknown op %d", (int)opc);
-    TRY(check_on(be, op, "x", x, err));
-    TRY(check_on(be, op, "y", y, err));
+    TRY(bp_ops_check_on(be, op, "x", x, err));
+    TRY(bp_ops_check_on(be, op, "y", y, err));
     TRY(check_dtype(op, "x", x, BP_DTYPE_F32, err));
     TRY(check_dtype(op, "y", y, BP_DTYPE_F32, err));
     if (x->ndim < 1 || x->shape[x->ndim - 1] < 1 ||
@@ -344,7 +355,7 @@ bp_status bp_op_reduce(bp_backend *be, bp_reduce_op opc, const bp_tensor *x, bp_
         return bp_error_set(err, BP_ERR_INVALID, "%s: output %s does not match input %s reduced over its last dim",
                             op, shape_str(y, sy, sizeof sy), shape_str(x, sx, sizeof sx));
     }
-    if (!IMPL_HAS(be->impl, reduce)) return missing(be, op, err);
+    if (!IMPL_HAS(be->impl, reduce)) return bp_ops_missing(be, op, err);
     return be->impl->reduce(be->impl, (int32_t)opc, x, y, err);
 }
 
@@ -352,22 +363,22 @@ static int float_type(int32_t t) { return t == BP_DTYPE_F32 || t == BP_DTYPE_F16
 
 bp_status bp_op_convert(bp_backend *be, const bp_tensor *x, bp_tensor *y, bp_error *err) {
     const char *op = "convert";
-    TRY(check_on(be, op, "x", x, err));
-    TRY(check_on(be, op, "y", y, err));
+    TRY(bp_ops_check_on(be, op, "x", x, err));
+    TRY(bp_ops_check_on(be, op, "y", y, err));
     if (!float_type(x->dtype) || !float_type(y->dtype))
         return bp_error_set(err, BP_ERR_INVALID, "convert: %s → %s; only F32, F16 and BF16 are converted",
                             bp_dtype_name(x->dtype), bp_dtype_name(y->dtype));
     if (bp_tensor_numel(x) != bp_tensor_numel(y))
         return bp_error_set(err, BP_ERR_INVALID, "convert: %lld elements into %lld", (long long)bp_tensor_numel(x),
                             (long long)bp_tensor_numel(y));
-    if (!IMPL_HAS(be->impl, convert)) return missing(be, op, err);
+    if (!IMPL_HAS(be->impl, convert)) return bp_ops_missing(be, op, err);
     return be->impl->convert(be->impl, x, y, err);
 }
 
 bp_status bp_op_permute(bp_backend *be, const bp_tensor *x, const int32_t *perm, bp_tensor *y, bp_error *err) {
     const char *op = "permute";
-    TRY(check_on(be, op, "x", x, err));
-    TRY(check_on(be, op, "y", y, err));
+    TRY(bp_ops_check_on(be, op, "x", x, err));
+    TRY(bp_ops_check_on(be, op, "y", y, err));
     if (x->dtype != y->dtype || bp_dtype_block_elems(x->dtype) != 1)
         return bp_error_set(err, BP_ERR_INVALID, "permute: %s → %s; dtypes must match and not be quantized",
                             bp_dtype_name(x->dtype), bp_dtype_name(y->dtype));
@@ -383,15 +394,15 @@ bp_status bp_op_permute(bp_backend *be, const bp_tensor *x, const int32_t *perm,
                                 shape_str(y, sy, sizeof sy), shape_str(x, sx, sizeof sx));
         }
     }
-    if (!IMPL_HAS(be->impl, permute)) return missing(be, op, err);
+    if (!IMPL_HAS(be->impl, permute)) return bp_ops_missing(be, op, err);
     return be->impl->permute(be->impl, x, perm, y, err);
 }
 
 bp_status bp_op_get_rows(bp_backend *be, const bp_tensor *table, const bp_tensor *ids, bp_tensor *y, bp_error *err) {
     const char *op = "get_rows";
-    TRY(check_on(be, op, "table", table, err));
-    TRY(check_on(be, op, "ids", ids, err));
-    TRY(check_on(be, op, "y", y, err));
+    TRY(bp_ops_check_on(be, op, "table", table, err));
+    TRY(bp_ops_check_on(be, op, "ids", ids, err));
+    TRY(bp_ops_check_on(be, op, "y", y, err));
     TRY(check_dtype(op, "ids", ids, BP_DTYPE_I32, err));
     TRY(check_dtype(op, "y", y, BP_DTYPE_F32, err));
     int32_t t = table->dtype;
@@ -403,15 +414,15 @@ bp_status bp_op_get_rows(bp_backend *be, const bp_tensor *table, const bp_tensor
         return bp_error_set(err, BP_ERR_INVALID, "get_rows: incompatible shapes table %s, ids %s, y %s",
                             shape_str(table, st, sizeof st), shape_str(ids, si, sizeof si), shape_str(y, sy, sizeof sy));
     }
-    if (!IMPL_HAS(be->impl, get_rows)) return missing(be, op, err);
+    if (!IMPL_HAS(be->impl, get_rows)) return bp_ops_missing(be, op, err);
     return be->impl->get_rows(be->impl, table, ids, y, err);
 }
 
 bp_status bp_op_fill(bp_backend *be, bp_tensor *y, float value, bp_error *err) {
     const char *op = "fill";
-    TRY(check_on(be, op, "y", y, err));
+    TRY(bp_ops_check_on(be, op, "y", y, err));
     TRY(check_dtype(op, "y", y, BP_DTYPE_F32, err));
-    if (!IMPL_HAS(be->impl, fill)) return missing(be, op, err);
+    if (!IMPL_HAS(be->impl, fill)) return bp_ops_missing(be, op, err);
     return be->impl->fill(be->impl, y, value, err);
 }
 

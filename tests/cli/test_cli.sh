@@ -21,7 +21,7 @@ expect() {
 }
 
 expect 0 "usage: batpipe" -- "$bp" --help
-expect 0 "plugin ABI 1\.0" -- "$bp" version
+expect 0 "plugin ABI 1\.[0-9]+" -- "$bp" version
 expect 2 "unknown command 'frobnicate'" -- "$bp" frobnicate
 expect 0 "frontend +tfeat" -- "$bp" plugins
 expect 0 "channels_out +int +default 4, range \[1, 8\]" -- "$bp" plugins tfeat

@@ -104,6 +104,52 @@ typedef struct bp_softmax_desc {
     int64_t causal_offset;
 } bp_softmax_desc;
 
+/* --- ABI 1.1: descriptors of the training ops --- */
+
+/* Batch normalisation over NCHW per channel C:
+ * y = (x − mean[c]) / √(var[c] + eps) · w[c] + b[c] (w, b optional).
+ * training = 0: mean/var are inputs (running statistics).
+ * training = 1: the batch mean and biased variance over (N, H, W) are
+ * computed and written to mean/var (outputs). */
+typedef struct bp_batchnorm_desc {
+    uint32_t struct_size; /* sizeof(bp_batchnorm_desc) */
+    const bp_tensor *x;   /* [N, C, H, W] F32 */
+    bp_tensor *y;         /* like x; may alias x in eval mode */
+    bp_tensor *mean;      /* [C] */
+    bp_tensor *var;       /* [C] */
+    const bp_tensor *w;   /* [C] or NULL (1) */
+    const bp_tensor *b;   /* [C] or NULL (0) */
+    float eps;
+    int32_t training;
+} bp_batchnorm_desc;
+
+/* Max pooling over NCHW; `argmax` (I32, like y) records the flat index
+ * within each input plane (h·W + w) of the chosen element, for backward.
+ * Ties pick the first element in row-major order. Padding is −∞. */
+typedef struct bp_pool2d_desc {
+    uint32_t struct_size; /* sizeof(bp_pool2d_desc) */
+    const bp_tensor *x;   /* [N, C, H, W] F32 */
+    bp_tensor *y;         /* [N, C, OH, OW], OH = (H + 2·pad_h − kh)/stride_h + 1 */
+    bp_tensor *argmax;    /* [N, C, OH, OW] I32; may be NULL in forward when no backward follows */
+    int32_t kernel_h, kernel_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;
+} bp_pool2d_desc;
+
+/* One AdamW step on a parameter tensor (decoupled weight decay):
+ * m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
+ * p = p − lr·( m/(1−β1^t) / (√(v/(1−β2^t)) + eps) + weight_decay·p ).
+ * `grad_scale` multiplies g first (e.g. 1/accumulation steps). */
+typedef struct bp_adamw_desc {
+    uint32_t struct_size; /* sizeof(bp_adamw_desc) */
+    bp_tensor *param;     /* F32 */
+    const bp_tensor *grad;
+    bp_tensor *m;         /* first moment, same shape */
+    bp_tensor *v;         /* second moment, same shape */
+    float lr, beta1, beta2, eps, weight_decay, grad_scale;
+    int64_t step;         /* t ≥ 1, for the bias corrections */
+} bp_adamw_desc;
+
 struct bp_backend_impl;
 typedef struct bp_backend_impl bp_backend_impl;
 
@@ -148,6 +194,27 @@ struct bp_backend_impl {
 
     /* [main-thread] Release the backend; every allocation must have been freed. */
     void (*destroy)(bp_backend_impl *be);
+
+    /* --- ABI 1.1: ops for training (see ops.h). Any may be NULL. --- */
+    bp_status (*unary_backward)(bp_backend_impl *be, int32_t op, const bp_tensor *x, const bp_tensor *dy,
+                                bp_tensor *dx, bp_error *err);
+    bp_status (*softmax_backward)(bp_backend_impl *be, const bp_tensor *y, const bp_tensor *dy, float scale,
+                                  bp_tensor *dx, bp_error *err);
+    bp_status (*layernorm_backward)(bp_backend_impl *be, const bp_tensor *x, const bp_tensor *w,
+                                    const bp_tensor *dy, float eps, bp_tensor *dx, bp_tensor *dw, bp_tensor *db,
+                                    bp_error *err);
+    bp_status (*conv2d_backward)(bp_backend_impl *be, const bp_conv2d_desc *d, const bp_tensor *dy, bp_tensor *dx,
+                                 bp_tensor *dw, bp_tensor *db, bp_error *err);
+    bp_status (*sum_to)(bp_backend_impl *be, const bp_tensor *x, bp_tensor *y, bp_error *err);
+    bp_status (*batchnorm)(bp_backend_impl *be, const bp_batchnorm_desc *d, bp_error *err);
+    bp_status (*batchnorm_backward)(bp_backend_impl *be, const bp_batchnorm_desc *d, const bp_tensor *dy,
+                                    bp_tensor *dx, bp_tensor *dw, bp_tensor *db, bp_error *err);
+    bp_status (*maxpool2d)(bp_backend_impl *be, const bp_pool2d_desc *d, bp_error *err);
+    bp_status (*maxpool2d_backward)(bp_backend_impl *be, const bp_pool2d_desc *d, const bp_tensor *dy,
+                                    bp_tensor *dx, bp_error *err);
+    bp_status (*add_rows)(bp_backend_impl *be, const bp_tensor *src, const bp_tensor *ids, bp_tensor *table,
+                          bp_error *err);
+    bp_status (*adamw)(bp_backend_impl *be, const bp_adamw_desc *d, bp_error *err);
 };
 
 BP_EXTERN_C_END

@@ -14,6 +14,7 @@
 #include "stage.h"
 #include "frontend.h"
 #include "encoder.h"
+#include "trainable.h"
 #include "projector.h"
 #include "llm.h"
 #include "metric.h"
@@ -27,5 +28,10 @@
 #include "audio.h"
 #include "npy.h"
 #include "util.h"
+#include "labels.h"
+#include "synth.h"
+#include "generate.h"
+#include "prompt.h"
+#include "llm_config.h"
 
 #endif /* BATPIPE_BATPIPE_H */

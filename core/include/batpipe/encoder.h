@@ -9,14 +9,14 @@
  * Encoders compute through the host's backend (host->backend, ops.h); their
  * tensors live on that backend.
  *
- * Training is an extension of the stage (get_extension) with the id below;
- * its table is defined by the training issue and is not part of ABI 1.0. */
+ * Training is an extension of the stage (get_extension) with the id
+ * BP_EXT_TRAINABLE_ID: see trainable.h (ABI 1.1). Weights are loaded from
+ * safetensors by the official state-dict names (a `weights` parameter). */
 #ifndef BATPIPE_ENCODER_H
 #define BATPIPE_ENCODER_H
 
 #include "stage.h"
-
-#define BP_EXT_TRAINABLE_ID "batpipe.trainable/1"
+#include "trainable.h"
 
 typedef bp_stage bp_encoder;
 

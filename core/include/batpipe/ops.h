@@ -28,7 +28,27 @@
  *  permute   ndim ≤ 4; y.shape[i] = x.shape[perm[i]]; y must not alias x.
  *  get_rows  table [V, D] (F32, F16, BF16, Q8_0, Q4_0, Q4_1); ids [n] I32;
  *            y [n, D] F32; an id outside [0, V) is an error.
- *  fill      every element of y (F32) = value. */
+ *  fill      every element of y (F32) = value.
+ *
+ * Training ops (ABI 1.1); all F32 unless stated:
+ *  unary_backward      dx = dy · f'(x) for a unary op f; x, dy, dx same shape.
+ *  softmax_backward    from y = softmax(scale·x): dx = scale · y ⊙ (dy − Σ_last(dy ⊙ y)).
+ *  layernorm_backward  gradients of layernorm(x, w, b, eps) given dy: dx, and
+ *                      dw = Σ dy ⊙ x̂, db = Σ dy over all leading dims (written,
+ *                      not accumulated; each of dw, db may be NULL; w may be NULL).
+ *  conv2d_backward     given dy [N, O, OH, OW]: dx [N, C, H, W], dw [O, C/g, KH, KW],
+ *                      db [O] (written; each may be NULL); d->y is ignored.
+ *  sum_to              y = x summed over the broadcast dims: y's shape is the
+ *                      trailing dims of x's shape (the inverse of the binary
+ *                      broadcast rule); y = [1] sums everything.
+ *  batchnorm           see bp_batchnorm_desc (backend.h).
+ *  batchnorm_backward  train-mode gradients through the batch statistics: given the
+ *                      forward's x, w, mean, var and dy: dx, dw, db (each may be NULL).
+ *  maxpool2d           see bp_pool2d_desc; maxpool2d_backward scatters dy to the
+ *                      recorded argmax positions (dx is overwritten).
+ *  add_rows            table[ids[i]] += src[i] for every i (ids I32 [n], src [n, D],
+ *                      table [V, D]); repeated ids accumulate (the backward of get_rows).
+ *  adamw               see bp_adamw_desc; param, grad, m, v same shape. */
 #ifndef BATPIPE_OPS_H
 #define BATPIPE_OPS_H
 
@@ -80,6 +100,26 @@ BP_API bp_status bp_op_permute(bp_backend *be, const bp_tensor *x, const int32_t
 BP_API bp_status bp_op_get_rows(bp_backend *be, const bp_tensor *table, const bp_tensor *ids, bp_tensor *y,
                                 bp_error *err);
 BP_API bp_status bp_op_fill(bp_backend *be, bp_tensor *y, float value, bp_error *err);
+
+/* --- training ops (ABI 1.1) --- */
+BP_API bp_status bp_op_unary_backward(bp_backend *be, bp_unary_op op, const bp_tensor *x, const bp_tensor *dy,
+                                      bp_tensor *dx, bp_error *err);
+BP_API bp_status bp_op_softmax_backward(bp_backend *be, const bp_tensor *y, const bp_tensor *dy, float scale,
+                                        bp_tensor *dx, bp_error *err);
+BP_API bp_status bp_op_layernorm_backward(bp_backend *be, const bp_tensor *x, const bp_tensor *w, const bp_tensor *dy,
+                                          float eps, bp_tensor *dx, bp_tensor *dw, bp_tensor *db, bp_error *err);
+BP_API bp_status bp_op_conv2d_backward(bp_backend *be, const bp_conv2d_desc *d, const bp_tensor *dy, bp_tensor *dx,
+                                       bp_tensor *dw, bp_tensor *db, bp_error *err);
+BP_API bp_status bp_op_sum_to(bp_backend *be, const bp_tensor *x, bp_tensor *y, bp_error *err);
+BP_API bp_status bp_op_batchnorm(bp_backend *be, const bp_batchnorm_desc *d, bp_error *err);
+BP_API bp_status bp_op_batchnorm_backward(bp_backend *be, const bp_batchnorm_desc *d, const bp_tensor *dy,
+                                          bp_tensor *dx, bp_tensor *dw, bp_tensor *db, bp_error *err);
+BP_API bp_status bp_op_maxpool2d(bp_backend *be, const bp_pool2d_desc *d, bp_error *err);
+BP_API bp_status bp_op_maxpool2d_backward(bp_backend *be, const bp_pool2d_desc *d, const bp_tensor *dy, bp_tensor *dx,
+                                          bp_error *err);
+BP_API bp_status bp_op_add_rows(bp_backend *be, const bp_tensor *src, const bp_tensor *ids, bp_tensor *table,
+                                bp_error *err);
+BP_API bp_status bp_op_adamw(bp_backend *be, const bp_adamw_desc *d, bp_error *err);
 
 BP_API const char *bp_unary_op_name(int32_t op);
 BP_API const char *bp_binary_op_name(int32_t op);

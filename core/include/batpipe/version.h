@@ -6,12 +6,16 @@
  *    (it may use fields or ops this host does not know);
  *  - a plugin built against an older minor version is accepted.
  * Structs that cross the ABI start with `struct_size`, so a newer minor can
- * append fields; readers only touch fields inside the size they were given. */
+ * append fields; readers only touch fields inside the size they were given.
+ *
+ * History: 1.0 — first release. 1.1 — training ops appended to
+ * bp_backend_impl (backward passes, batchnorm, max pooling, add_rows, AdamW)
+ * and the trainable stage extension (trainable.h). */
 #ifndef BATPIPE_VERSION_H
 #define BATPIPE_VERSION_H
 
 #define BP_ABI_MAJOR 1
-#define BP_ABI_MINOR 0
+#define BP_ABI_MINOR 1
 
 #define BP_VERSION_MAJOR 0
 #define BP_VERSION_MINOR 1
