@@ -86,9 +86,12 @@ static bp_status scratch_alloc(lm_ctx *c, bp_error *err) {
         !(c->rope_cs = ctx_alloc(c, T * (size_t)h->head_dim / 2)) ||
         !(c->rope_sn = ctx_alloc(c, T * (size_t)h->head_dim / 2)) ||
         !(c->scores = ctx_alloc(c, (size_t)c->n_threads * n_scores)) || !(c->out_h = ctx_alloc(c, T * E)) ||
-        !(c->pk = ctx_alloc(c, prompt_rows * KV)) || !(c->pv = ctx_alloc(c, prompt_rows * KV)) ||
-        !(c->qa.q = ctx_alloc(c, q_rows * (size_t)c->qa.row_q / sizeof(float))) ||
-        !(c->qa.s = ctx_alloc(c, q_rows * (size_t)c->qa.row_s)))
+        !(c->pk = ctx_alloc(c, prompt_rows * KV)) || !(c->pv = ctx_alloc(c, prompt_rows * KV)))
+        goto nomem;
+    c->qa.q = NULL;
+    c->qa.s = NULL;
+    if (!c->exact && (!(c->qa.q = ctx_alloc(c, q_rows * (size_t)c->qa.row_q / sizeof(float))) ||
+                      !(c->qa.s = ctx_alloc(c, q_rows * (size_t)c->qa.row_s))))
         goto nomem;
     return BP_OK;
 nomem:
@@ -107,7 +110,8 @@ bp_status lm_ctx_init(lm_ctx *c, const lm_model *m, const lm_adapter *a, const l
     bp_status st = lm_kernels_select(p->isa, &c->kr, err);
     if (st != BP_OK) return st;
     const lm_hparams *h = &m->hp;
-    c->kv_f16 = p->kv_f16 ? 1 : 0;
+    c->exact = p->exact ? 1 : 0;
+    c->kv_f16 = p->kv_f16 && !c->exact ? 1 : 0; /* exact attention needs the F32 cache */
     const size_t kv_elems = (size_t)h->n_layer * 2 * (size_t)h->n_head_kv * (size_t)c->n_ctx * (size_t)h->head_dim;
     /* untouched pages of this block are never made resident */
     c->kv = malloc(kv_elems * (c->kv_f16 ? sizeof(uint16_t) : sizeof(float)));
@@ -186,8 +190,12 @@ static void run_jobs(const lm_ctx *c, const mm_job *jobs, int n_jobs, const lm_q
     for (int i = 0; i < n_jobs; i++) {
         const int64_t rows = jobs[i].w.rows;
         const int64_t lo = a > base ? a : base, hi = b < base + rows ? b : base + rows;
-        if (lo < hi) lm_matmul(&c->kr, &jobs[i].w, lo - base, hi - base, jobs[i].x, jobs[i].ldx, qa, n, jobs[i].y,
-                               jobs[i].ldy);
+        if (lo < hi && c->exact)
+            lm_matmul_f32act(&c->kr, &jobs[i].w, lo - base, hi - base, jobs[i].x, jobs[i].ldx, n, jobs[i].y,
+                             jobs[i].ldy);
+        else if (lo < hi)
+            lm_matmul(&c->kr, &jobs[i].w, lo - base, hi - base, jobs[i].x, jobs[i].ldx, qa, n, jobs[i].y,
+                      jobs[i].ldy);
         base += rows;
     }
 }
@@ -218,6 +226,14 @@ static mm_job lora_job(const lm_lora *lo, int64_t in, const float *x, float *y) 
     j.y = y;
     j.ldy = lo->r;
     return j;
+}
+
+/* Do products with w read 8-bit activations (fast precision, quantized weights)? */
+static int uses_qact(const lm_ctx *c, const lm_mat *w) { return !c->exact && lm_mat_quantized(w); }
+
+static void rmsnorm(const lm_ctx *c, const float *x, const float *w, int64_t n, float *y) {
+    if (c->exact) lm_rmsnorm_exact(x, w, c->model->hp.rms_eps, n, y);
+    else lm_rmsnorm(x, w, c->model->hp.rms_eps, n, y);
 }
 
 static const float *norm_of(const float *base, const float *adapted) { return adapted ? adapted : base; }
@@ -290,7 +306,7 @@ static void step_prompts(const lm_chunk *ch, int ith, int nth) {
     const int64_t E = h->n_embd, KV = (int64_t)h->n_head_kv * h->head_dim, P = c->adapter->n_prompt;
     const lm_qact qa = qact_for(c, E);
     int64_t a, b;
-    split((int64_t)h->n_layer * P, ith, nth, &a, &b);
+    split(c->exact ? 0 : (int64_t)h->n_layer * P, ith, nth, &a, &b); /* exact: products read the prompts */
     for (int64_t i = a; i < b; i++) {
         const float *prompt = c->adapter->layers[i / P].prompt;
         lm_qact ql = qact_rows_at(qa, (i / P) * P);
@@ -300,7 +316,7 @@ static void step_prompts(const lm_chunk *ch, int ith, int nth) {
     for (int32_t l = 0; l < h->n_layer; l++) {
         const float *prompt = c->adapter->layers[l].prompt;
         if (!prompt) continue;
-        const lm_qact ql = qact_rows_at(qa, (int64_t)l * P);
+        const lm_qact ql = c->exact ? qa : qact_rows_at(qa, (int64_t)l * P); /* exact: no quantized rows */
         mm_job jobs[2] = {job(&m->layers[l].wk, prompt, E, c->pk + (size_t)l * (size_t)(P * KV), KV),
                           job(&m->layers[l].wv, prompt, E, c->pv + (size_t)l * (size_t)(P * KV), KV)};
         run_jobs(c, jobs, 2, &ql, P, ith, nth);
@@ -316,7 +332,7 @@ static void step_attn_in(const lm_chunk *ch, int32_t l, int ith, int nth) {
     const int64_t E = m->hp.n_embd;
     lm_acts *A = &c->acts[c->n_act_sets == 1 ? 0 : l];
     const lm_layer *L = &m->layers[l];
-    const int quant = lm_mat_quantized(&L->wq) || lm_mat_quantized(&L->wk) || lm_mat_quantized(&L->wv);
+    const int quant = uses_qact(c, &L->wq) || uses_qact(c, &L->wk) || uses_qact(c, &L->wv);
     lm_qact qa = qact_for(c, E);
     const float *w = norm_of(L->attn_norm, c->adapter ? c->adapter->layers[l].attn_norm : NULL);
     int64_t a, b;
@@ -328,7 +344,7 @@ static void step_attn_in(const lm_chunk *ch, int32_t l, int ith, int nth) {
             apply_epilogue(ch, l - 1, LM_PROJ_DOWN, t, d, E);
             for (int64_t i = 0; i < E; i++) A->x_in[t * E + i] = P->x_mid[t * E + i] + d[i];
         }
-        lm_rmsnorm(A->x_in + t * E, w, m->hp.rms_eps, E, A->xn + t * E);
+        rmsnorm(c, A->x_in + t * E, w, E, A->xn + t * E);
         if (quant) c->kr.quantize(A->xn, E, t, t + 1, &qa);
     }
 }
@@ -391,12 +407,12 @@ static void step_attention(const lm_chunk *ch, int32_t l, int ith, int nth) {
         const int32_t hd = (int32_t)(i % h->n_head), g = hd / group;
         const float gate = n_prompt ? tanhf(AL->gate[hd]) : 0.0f;
         lm_attend(&c->kr, A->q + t * Q + (int64_t)hd * h->head_dim, cache_at(c, l, 0, g), cache_at(c, l, 1, g),
-                  c->kv_f16, ch->pos0 + t + 1,
+                  c->kv_f16, c->exact, ch->pos0 + t + 1,
                   h->head_dim, scale, pk + (int64_t)g * h->head_dim, pv + (int64_t)g * h->head_dim, KV, n_prompt,
                   gate, scores, A->att + t * Q + (int64_t)hd * h->head_dim);
     }
     sync_threads(c);
-    if (lm_mat_quantized(&c->model->layers[l].wo)) {
+    if (uses_qact(c, &c->model->layers[l].wo)) {
         lm_qact qa = qact_for(c, Q);
         split(ch->T, ith, nth, &a, &b);
         if (a < b) c->kr.quantize(A->att, Q, a, b, &qa);
@@ -422,7 +438,7 @@ static void step_ffn_in(const lm_chunk *ch, int32_t l, int ith, int nth) {
     const int64_t E = m->hp.n_embd;
     lm_acts *A = &c->acts[c->n_act_sets == 1 ? 0 : l];
     const lm_layer *L = &m->layers[l];
-    const int quant = lm_mat_quantized(&L->wgate) || lm_mat_quantized(&L->wup);
+    const int quant = uses_qact(c, &L->wgate) || uses_qact(c, &L->wup);
     const float *w = norm_of(L->ffn_norm, c->adapter ? c->adapter->layers[l].ffn_norm : NULL);
     lm_qact qa = qact_for(c, E);
     int64_t a, b;
@@ -431,7 +447,7 @@ static void step_ffn_in(const lm_chunk *ch, int32_t l, int ith, int nth) {
         float *o = c->tmp + t * E;
         apply_epilogue(ch, l, LM_PROJ_O, t, o, E);
         for (int64_t i = 0; i < E; i++) A->x_mid[t * E + i] = A->x_in[t * E + i] + o[i];
-        lm_rmsnorm(A->x_mid + t * E, w, m->hp.rms_eps, E, A->mn + t * E);
+        rmsnorm(c, A->x_mid + t * E, w, E, A->mn + t * E);
         if (quant) c->kr.quantize(A->mn, E, t, t + 1, &qa);
     }
 }
@@ -453,14 +469,15 @@ static void step_swiglu(const lm_chunk *ch, int32_t l, int ith, int nth) {
     lm_ctx *c = ch->c;
     const int64_t F = c->model->hp.n_ff;
     lm_acts *A = &c->acts[c->n_act_sets == 1 ? 0 : l];
-    const int quant = lm_mat_quantized(&c->model->layers[l].wdown);
+    const int quant = uses_qact(c, &c->model->layers[l].wdown);
     lm_qact qa = qact_for(c, F);
     int64_t a, b;
     split(ch->T, ith, nth, &a, &b);
     for (int64_t t = a; t < b; t++) {
         apply_epilogue(ch, l, LM_PROJ_GATE, t, A->gate + t * F, F);
         apply_epilogue(ch, l, LM_PROJ_UP, t, A->up + t * F, F);
-        lm_swiglu(A->gate + t * F, A->up + t * F, F, A->act + t * F);
+        if (c->exact) lm_swiglu_exact(A->gate + t * F, A->up + t * F, F, A->act + t * F);
+        else lm_swiglu(A->gate + t * F, A->up + t * F, F, A->act + t * F);
         if (quant) c->kr.quantize(A->act, F, t, t + 1, &qa);
     }
 }
@@ -494,10 +511,10 @@ static void step_final(const lm_chunk *ch, int ith, int nth) {
         for (int64_t i = 0; i < E; i++) c->x_out[t * E + i] = A->x_mid[t * E + i] + d[i];
         if (t < ch->t_out0) continue;
         const int64_t o = t - ch->t_out0;
-        lm_rmsnorm(c->x_out + t * E, w, m->hp.rms_eps, E, c->out_h + o * E);
+        rmsnorm(c, c->x_out + t * E, w, E, c->out_h + o * E);
         if (ch->b->hidden)
             memcpy(ch->b->hidden + (ch->i0 + t - ch->first_out) * E, c->out_h + o * E, (size_t)E * sizeof(float));
-        if (ch->b->logits && lm_mat_quantized(&m->output)) c->kr.quantize(c->out_h, E, o, o + 1, &qa);
+        if (ch->b->logits && uses_qact(c, &m->output)) c->kr.quantize(c->out_h, E, o, o + 1, &qa);
     }
 }
 
@@ -519,9 +536,14 @@ static void chunk_thread(const lm_chunk *ch, int ith, int nth) {
     step_embed(ch, x0, ith, nth);
     int64_t a, b;
     split(ch->T, ith, nth, &a, &b);
-    for (int64_t t = a; t < b; t++)
-        lm_rope_table((float)c->model->hp.rope_theta, c->model->hp.head_dim, ch->pos0 + t, c->rope_cs + t * half,
-                      c->rope_sn + t * half);
+    for (int64_t t = a; t < b; t++) {
+        if (c->exact)
+            lm_rope_table_exact(c->model->hp.rope_theta, c->model->hp.head_dim, ch->pos0 + t, c->rope_cs + t * half,
+                                c->rope_sn + t * half);
+        else
+            lm_rope_table((float)c->model->hp.rope_theta, c->model->hp.head_dim, ch->pos0 + t, c->rope_cs + t * half,
+                          c->rope_sn + t * half);
+    }
     sync_threads(c);
     if (ch->prompts) step_prompts(ch, ith, nth);
     for (int32_t l = 0; l < L; l++) {

@@ -41,6 +41,9 @@ typedef struct lm_ctx_params {
     int32_t n_batch;   /* positions per chunk */
     int32_t n_threads;
     int32_t kv_f16;    /* 1: F16 KV cache (llama.cpp's default), 0: F32 */
+    int32_t exact;     /* precision = "exact": F32 activations in every product (no 8-bit activation
+                          quantization), weights dequantized block by block on the fly, the row steps in
+                          double; needs kv_f16 = 0 */
     lm_isa isa;        /* LM_ISA_COUNT = best available */
 } lm_ctx_params;
 
@@ -53,6 +56,7 @@ typedef struct lm_ctx {
     int32_t n_past;            /* valid positions in the cache */
     int32_t prompts_valid;     /* pk/pv hold the current adapter's prompt keys/values */
     int32_t kv_f16;            /* cache elements are f16 (else F32) */
+    int32_t exact;             /* precision = "exact" (see lm_ctx_params) */
     void *kv;                  /* owned: [n_layer][2][Hkv][n_ctx][hd] */
     /* scratch for one chunk, owned */
     int32_t n_act_sets;
@@ -65,7 +69,7 @@ typedef struct lm_ctx {
     float *scores;             /* [n_threads][n_ctx + n_prompt] */
     float *out_h;              /* [T, E] final normed hidden states of the output rows */
     float *pk, *pv;            /* [n_layer][n_prompt, Hkv·hd] adapter prompt keys/values */
-    lm_qact qa;                /* [T or n_prompt rows, max(E, H·hd, F)] */
+    lm_qact qa;                /* [T or n_prompt rows, max(E, H·hd, F)]; not allocated when exact */
     void **blocks;             /* every allocation above, for free */
     int32_t n_blocks, cap_blocks;
 } lm_ctx;

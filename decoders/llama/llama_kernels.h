@@ -8,7 +8,9 @@
  *     per block of 32 (an lm_qact), integer dot products per block, then
  *     scaled, as llama.cpp does (its Q8_0 / Q8_1 activation blocks: d =
  *     max|x| / 127 rounded to f16, q = round-to-nearest-even(x · 127 /
- *     max|x|), and for Q4_1 the block sum d·Σq rounded to f16).
+ *     max|x|), and for Q4_1 the block sum d·Σq rounded to f16), or, for
+ *     precision = "exact", with F32 activations against the weights
+ *     dequantized block by block on the fly (mmx_*).
  * Three implementations share these semantics: portable C, AVX2 (+FMA,
  * F16C) and AVX-512 (F, BW, VL, VNNI), chosen once per instance. They
  * differ only in the order of float additions.
@@ -56,6 +58,20 @@ typedef struct lm_kernels {
     void (*mm_q8_0)(const lm_mat *w, int64_t r0, int64_t r1, const lm_qact *qa, int64_t n, float *y, int64_t ldy);
     void (*mm_q4_0)(const lm_mat *w, int64_t r0, int64_t r1, const lm_qact *qa, int64_t n, float *y, int64_t ldy);
     void (*mm_q4_1)(const lm_mat *w, int64_t r0, int64_t r1, const lm_qact *qa, int64_t n, float *y, int64_t ldy);
+    /* precision = "exact": the same quantized weights × F32 activations x
+     * (row stride ldx). Each 32-block of a weight row is dequantized to
+     * float on the fly exactly as bp_dequantize_row and gguf-py do (Q8_0:
+     * q·d; Q4_0: d·(q − 8); Q4_1: d·q + m; d·q is exact in float, so only
+     * Q4_1's sum rounds), then multiplied with x and accumulated in float.
+     * Within one implementation every (weight row, activation row) pair is
+     * accumulated in the same order whichever tile or decode path computes
+     * it, so the results do not depend on how a sequence is batched. */
+    void (*mmx_q8_0)(const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx, int64_t n, float *y,
+                     int64_t ldy);
+    void (*mmx_q4_0)(const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx, int64_t n, float *y,
+                     int64_t ldy);
+    void (*mmx_q4_1)(const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx, int64_t n, float *y,
+                     int64_t ldy);
     /* Same with float weights × F32 activations x (row stride ldx). */
     void (*mm_f32)(const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx, int64_t n, float *y,
                    int64_t ldy);
@@ -91,6 +107,11 @@ static inline int lm_mat_quantized(const lm_mat *w) {
 /* Dispatch on w->dtype: float weights read x, quantized weights read qa. */
 void lm_matmul(const lm_kernels *kr, const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx,
                const lm_qact *qa, int64_t n, float *y, int64_t ldy);
+
+/* The same with F32 activations x for every weight type (precision =
+ * "exact"): quantized weights through mmx_*, float weights as above. */
+void lm_matmul_f32act(const lm_kernels *kr, const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx,
+                      int64_t n, float *y, int64_t ldy);
 
 /* One row of a weight matrix (e.g. a token embedding) to F32. */
 void lm_mat_row_f32(const lm_mat *w, int64_t r, float *dst);

@@ -191,6 +191,112 @@ DEFINE_QMM(mm_q8_0, WT_Q8_0)
 DEFINE_QMM(mm_q4_0, WT_Q4_0)
 DEFINE_QMM(mm_q4_1, WT_Q4_1)
 
+/* ----------------------------------------- exact: F32 activations (mmx) -- */
+
+/* The scale (d) and offset (Q4_1: m) of block b, broadcast. */
+LM_INLINE void xscales(int wt, const uint8_t *row, int64_t b, __m256 *d, __m256 *m) {
+    const uint8_t *p = row + b * (wt == WT_Q8_0 ? 34 : wt == WT_Q4_1 ? 20 : 18);
+    *d = _mm256_set1_ps(half(load_u16(p)));
+    *m = wt == WT_Q4_1 ? _mm256_set1_ps(half(load_u16(p + 2))) : _mm256_setzero_ps();
+}
+
+/* Elements 8g .. 8g+7 of block b, with bp_dequantize_row's arithmetic:
+ * Q8_0 q·d, Q4_0 (q − 8)·d, Q4_1 d·q + m (d·q is exact, so only the sum
+ * rounds). Q4 element j < 16 is the low nibble of byte j, element 16 + j
+ * its high nibble. */
+LM_INLINE __m256 xgroup(int wt, const uint8_t *row, int64_t b, int g, __m256 d, __m256 m) {
+    if (wt == WT_Q8_0) {
+        const __m128i q = _mm_loadl_epi64((const __m128i *)(row + b * 34 + 2 + 8 * g));
+        return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
+    }
+    const int bs = wt == WT_Q4_1 ? 20 : 18, off = wt == WT_Q4_1 ? 4 : 2;
+    __m128i q = _mm_loadl_epi64((const __m128i *)(row + b * bs + off + 8 * (g & 1)));
+    if (g >= 2) q = _mm_srli_epi16(q, 4);
+    const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_and_si128(q, _mm_set1_epi8(0x0f))));
+    if (wt == WT_Q4_1) return _mm256_add_ps(_mm256_mul_ps(d, f), m);
+    return _mm256_mul_ps(d, _mm256_sub_ps(f, _mm256_set1_ps(8.0f)));
+}
+
+/* R weight rows (consecutive in prefill, far apart in decode) × C
+ * activation rows: one 8-lane accumulator per pair, FMAs in ascending
+ * column order, one final reduction, whatever R and C are. */
+LM_INLINE void xtile(int wt, int R, int C, const lm_mat *w, const int64_t *rows, const float *x, int64_t ldx,
+                     int64_t t, float *y, int64_t ldy) {
+    const int64_t nb = w->cols / 32;
+    __m256 acc[4][2];
+    const uint8_t *wr[4];
+    const float *xr[2];
+    for (int i = 0; i < R; i++) {
+        wr[i] = w->data + (size_t)rows[i] * w->row_bytes;
+        for (int c = 0; c < C; c++) acc[i][c] = _mm256_setzero_ps();
+    }
+    for (int c = 0; c < C; c++) xr[c] = x + (t + c) * ldx;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256 d[4], m[4];
+        for (int i = 0; i < R; i++) xscales(wt, wr[i], b, &d[i], &m[i]);
+        for (int g = 0; g < 4; g++) {
+            __m256 wv[4];
+            for (int i = 0; i < R; i++) wv[i] = xgroup(wt, wr[i], b, g, d[i], m[i]);
+            for (int c = 0; c < C; c++) {
+                const __m256 xv = _mm256_loadu_ps(xr[c] + b * 32 + 8 * g);
+                for (int i = 0; i < R; i++) acc[i][c] = _mm256_fmadd_ps(wv[i], xv, acc[i][c]);
+            }
+        }
+    }
+    for (int i = 0; i < R; i++)
+        for (int c = 0; c < C; c++) y[(t + c) * ldy + rows[i]] = hsum(acc[i][c]);
+}
+
+typedef void (*xtile_fn)(int R, int C, const lm_mat *w, const int64_t *rows, const float *x, int64_t ldx, int64_t t,
+                         float *y, int64_t ldy);
+
+/* Prefill: blocks of LM_TBLOCK activation rows × weight rows in steps of 4
+ * × tiles of 2 activation rows; decode (n = 1): four rows far apart. */
+LM_T static void drive_x(xtile_fn tile, const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx,
+                         int64_t n, float *y, int64_t ldy) {
+    if (n == 1) {
+        const int64_t h = (r1 - r0) / 4;
+        for (int64_t r = r0; r < r0 + h; r++) {
+            const int64_t rs[4] = {r, r + h, r + 2 * h, r + 3 * h};
+            tile(4, 1, w, rs, x, ldx, 0, y, ldy);
+        }
+        for (int64_t r = r0 + 4 * h; r < r1; r++) tile(1, 1, w, &r, x, ldx, 0, y, ldy);
+        return;
+    }
+    for (int64_t tb = 0; tb < n; tb += LM_TBLOCK) {
+        const int64_t te = n - tb < LM_TBLOCK ? n : tb + LM_TBLOCK;
+        for (int64_t r = r0; r < r1; r += 4) {
+            const int R = r1 - r >= 4 ? 4 : (int)(r1 - r);
+            const int64_t rs[4] = {r, r + 1, r + 2, r + 3};
+            for (int64_t t = tb; t < te; t += 2) {
+                const int C = te - t >= 2 ? 2 : 1;
+                if (R == 4) tile(4, C, w, rs, x, ldx, t, y, ldy);
+                else
+                    for (int i = 0; i < R; i++) tile(1, C, w, rs + i, x, ldx, t, y, ldy);
+            }
+        }
+    }
+}
+
+#define DEFINE_XMM(NAME, WT)                                                                                   \
+    LM_T static void NAME##_tile(int R, int C, const lm_mat *w, const int64_t *rows, const float *x,           \
+                                 int64_t ldx, int64_t t, float *y, int64_t ldy) {                              \
+        switch (R * 4 + C) {                                                                                   \
+        case 4 * 4 + 2: xtile(WT, 4, 2, w, rows, x, ldx, t, y, ldy); break;                                    \
+        case 4 * 4 + 1: xtile(WT, 4, 1, w, rows, x, ldx, t, y, ldy); break;                                    \
+        case 1 * 4 + 2: xtile(WT, 1, 2, w, rows, x, ldx, t, y, ldy); break;                                    \
+        default: xtile(WT, 1, 1, w, rows, x, ldx, t, y, ldy); break;                                           \
+        }                                                                                                      \
+    }                                                                                                          \
+    LM_T static void NAME(const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx, int64_t n,     \
+                          float *y, int64_t ldy) {                                                             \
+        drive_x(NAME##_tile, w, r0, r1, x, ldx, n, y, ldy);                                                    \
+    }
+
+DEFINE_XMM(mmx_q8_0, WT_Q8_0)
+DEFINE_XMM(mmx_q4_0, WT_Q4_0)
+DEFINE_XMM(mmx_q4_1, WT_Q4_1)
+
 /* ------------------------------------------------------------ float tiles -- */
 
 enum { FT_F32, FT_F16, FT_BF16 };
@@ -362,6 +468,9 @@ int lm_kernels_avx2(lm_kernels *k) {
     k->mm_q8_0 = mm_q8_0;
     k->mm_q4_0 = mm_q4_0;
     k->mm_q4_1 = mm_q4_1;
+    k->mmx_q8_0 = mmx_q8_0;
+    k->mmx_q4_0 = mmx_q4_0;
+    k->mmx_q4_1 = mmx_q4_1;
     k->mm_f32 = mm_f32;
     k->mm_f16 = mm_f16;
     k->mm_bf16 = mm_bf16;

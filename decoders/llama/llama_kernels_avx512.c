@@ -334,6 +334,126 @@ DEFINE_QMM(mm_q8_0, WT_Q8_0)
 DEFINE_QMM(mm_q4_0, WT_Q4_0)
 DEFINE_QMM(mm_q4_1, WT_Q4_1)
 
+/* ----------------------------------------- exact: F32 activations (mmx) -- */
+
+LM_INLINE __m512 splat_f16(uint16_t h) { return _mm512_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)))); }
+
+/* Block b of a quantized row as two vectors of 16 floats (elements 0–15,
+ * 16–31), with bp_dequantize_row's arithmetic: Q8_0 q·d, Q4_0 (q − 8)·d,
+ * Q4_1 d·q + m (d·q is exact, so only the sum rounds). */
+LM_INLINE void xunpack(int wt, const uint8_t *row, int64_t b, __m512 *lo, __m512 *hi) {
+    if (wt == WT_Q8_0) {
+        const uint8_t *p = row + b * 34;
+        const __m512 d = splat_f16(load_u16(p));
+        *lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 2)))), d);
+        *hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 18)))), d);
+        return;
+    }
+    const int bs = wt == WT_Q4_1 ? 20 : 18, off = wt == WT_Q4_1 ? 4 : 2;
+    const uint8_t *p = row + b * bs;
+    const __m128i q = _mm_loadu_si128((const __m128i *)(p + off)), mask = _mm_set1_epi8(0x0f);
+    const __m512 fl = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q, mask)));
+    const __m512 fh = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), mask)));
+    const __m512 d = splat_f16(load_u16(p));
+    if (wt == WT_Q4_1) {
+        const __m512 m = splat_f16(load_u16(p + 2));
+        *lo = _mm512_add_ps(_mm512_mul_ps(d, fl), m);
+        *hi = _mm512_add_ps(_mm512_mul_ps(d, fh), m);
+    } else {
+        const __m512 eight = _mm512_set1_ps(8.0f);
+        *lo = _mm512_mul_ps(d, _mm512_sub_ps(fl, eight));
+        *hi = _mm512_mul_ps(d, _mm512_sub_ps(fh, eight));
+    }
+}
+
+/* R weight rows (any rows: consecutive in prefill, far apart in decode) ×
+ * C activation rows: one 16-lane accumulator per pair, FMAs in ascending
+ * column order, one final reduction: the same sequence of operations for a
+ * pair whatever R and C are, so prefill and decode give identical values. */
+LM_INLINE void xtile(int wt, int R, int C, const lm_mat *w, const int64_t *rows, const float *x, int64_t ldx,
+                     int64_t t, float *y, int64_t ldy) {
+    const int64_t nb = w->cols / 32;
+    __m512 acc[4][4];
+    const uint8_t *wr[4];
+    const float *xr[4];
+    for (int i = 0; i < R; i++) {
+        wr[i] = w->data + (size_t)rows[i] * w->row_bytes;
+        for (int c = 0; c < C; c++) acc[i][c] = _mm512_setzero_ps();
+    }
+    for (int c = 0; c < C; c++) xr[c] = x + (t + c) * ldx;
+    for (int64_t b = 0; b < nb; b++) {
+        __m512 lo[4], hi[4];
+        for (int i = 0; i < R; i++) xunpack(wt, wr[i], b, &lo[i], &hi[i]);
+        for (int c = 0; c < C; c++) {
+            const __m512 xl = _mm512_loadu_ps(xr[c] + b * 32), xh = _mm512_loadu_ps(xr[c] + b * 32 + 16);
+            for (int i = 0; i < R; i++) {
+                acc[i][c] = _mm512_fmadd_ps(lo[i], xl, acc[i][c]);
+                acc[i][c] = _mm512_fmadd_ps(hi[i], xh, acc[i][c]);
+            }
+        }
+    }
+    for (int i = 0; i < R; i++)
+        for (int c = 0; c < C; c++) y[(t + c) * ldy + rows[i]] = _mm512_reduce_add_ps(acc[i][c]);
+}
+
+typedef void (*xtile_fn)(int R, int C, const lm_mat *w, const int64_t *rows, const float *x, int64_t ldx, int64_t t,
+                         float *y, int64_t ldy);
+
+/* Prefill: blocks of LM_TBLOCK activation rows × weight rows in steps of 4
+ * × tiles of 4 activation rows. Decode (n = 1): four rows far apart at once
+ * (four sequential memory streams, as mm_* do). */
+LM_T static void drive_x(xtile_fn tile, const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx,
+                         int64_t n, float *y, int64_t ldy) {
+    if (n == 1) {
+        const int64_t h = (r1 - r0) / 4;
+        for (int64_t r = r0; r < r0 + h; r++) {
+            const int64_t rs[4] = {r, r + h, r + 2 * h, r + 3 * h};
+            tile(4, 1, w, rs, x, ldx, 0, y, ldy);
+        }
+        for (int64_t r = r0 + 4 * h; r < r1; r++) tile(1, 1, w, &r, x, ldx, 0, y, ldy);
+        return;
+    }
+    for (int64_t tb = 0; tb < n; tb += LM_TBLOCK) {
+        const int64_t te = n - tb < LM_TBLOCK ? n : tb + LM_TBLOCK;
+        for (int64_t r = r0; r < r1; r += 4) {
+            const int R = r1 - r >= 4 ? 4 : (int)(r1 - r);
+            const int64_t rs[4] = {r, r + 1, r + 2, r + 3};
+            for (int64_t t = tb; t < te; t += 4) {
+                const int C = te - t >= 4 ? 4 : (int)(te - t);
+                if (R == 4 || C == 4) {
+                    tile(R, C, w, rs, x, ldx, t, y, ldy);
+                } else {
+                    for (int i = 0; i < R; i++)
+                        for (int c = 0; c < C; c++) tile(1, 1, w, rs + i, x, ldx, t + c, y, ldy);
+                }
+            }
+        }
+    }
+}
+
+#define DEFINE_XMM(NAME, WT)                                                                                   \
+    LM_T static void NAME##_tile(int R, int C, const lm_mat *w, const int64_t *rows, const float *x,           \
+                                 int64_t ldx, int64_t t, float *y, int64_t ldy) {                              \
+        switch (R * 4 + C) {                                                                                   \
+        case 4 * 4 + 4: xtile(WT, 4, 4, w, rows, x, ldx, t, y, ldy); break;                                    \
+        case 4 * 4 + 3: xtile(WT, 4, 3, w, rows, x, ldx, t, y, ldy); break;                                    \
+        case 4 * 4 + 2: xtile(WT, 4, 2, w, rows, x, ldx, t, y, ldy); break;                                    \
+        case 4 * 4 + 1: xtile(WT, 4, 1, w, rows, x, ldx, t, y, ldy); break;                                    \
+        case 3 * 4 + 4: xtile(WT, 3, 4, w, rows, x, ldx, t, y, ldy); break;                                    \
+        case 2 * 4 + 4: xtile(WT, 2, 4, w, rows, x, ldx, t, y, ldy); break;                                    \
+        case 1 * 4 + 4: xtile(WT, 1, 4, w, rows, x, ldx, t, y, ldy); break;                                    \
+        default: xtile(WT, 1, 1, w, rows, x, ldx, t, y, ldy); break;                                           \
+        }                                                                                                      \
+    }                                                                                                          \
+    LM_T static void NAME(const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx, int64_t n,     \
+                          float *y, int64_t ldy) {                                                             \
+        drive_x(NAME##_tile, w, r0, r1, x, ldx, n, y, ldy);                                                    \
+    }
+
+DEFINE_XMM(mmx_q8_0, WT_Q8_0)
+DEFINE_XMM(mmx_q4_0, WT_Q4_0)
+DEFINE_XMM(mmx_q4_1, WT_Q4_1)
+
 /* ------------------------------------------------------------ float tiles -- */
 
 enum { FT_F32, FT_F16, FT_BF16 };
@@ -630,6 +750,9 @@ int lm_kernels_avx512(lm_kernels *k) {
     k->mm_q8_0 = mm_q8_0;
     k->mm_q4_0 = mm_q4_0;
     k->mm_q4_1 = mm_q4_1;
+    k->mmx_q8_0 = mmx_q8_0;
+    k->mmx_q4_0 = mmx_q4_0;
+    k->mmx_q4_1 = mmx_q4_1;
     k->mm_f32 = mm_f32;
     k->mm_f16 = mm_f16;
     k->mm_bf16 = mm_bf16;

@@ -107,6 +107,66 @@ static void mm_q4_1(const lm_mat *w, int64_t r0, int64_t r1, const lm_qact *qa, 
     }
 }
 
+/* precision = "exact": block b of a quantized row as 32 floats, with
+ * bp_dequantize_row's (and gguf-py's) arithmetic. d·q is exact in float
+ * (an f16 d has 11 significant bits, q at most 8), so the values do not
+ * depend on FMA contraction: Q4_1's + m is the only rounding. */
+static void dequant_block(int32_t dtype, const uint8_t *row, int64_t b, float *w) {
+    if (dtype == BP_DTYPE_Q8_0) {
+        const uint8_t *blk = row + b * 34;
+        const float d = lm_f16_to_f32(lm_load_u16(blk));
+        for (int j = 0; j < 32; j++) w[j] = (float)(int8_t)blk[2 + j] * d;
+    } else if (dtype == BP_DTYPE_Q4_0) {
+        const uint8_t *blk = row + b * 18, *qs = blk + 2;
+        const float d = lm_f16_to_f32(lm_load_u16(blk));
+        for (int j = 0; j < 16; j++) {
+            w[j] = d * (float)((qs[j] & 15) - 8);
+            w[j + 16] = d * (float)((qs[j] >> 4) - 8);
+        }
+    } else {
+        const uint8_t *blk = row + b * 20, *qs = blk + 4;
+        const float d = lm_f16_to_f32(lm_load_u16(blk)), m = lm_f16_to_f32(lm_load_u16(blk + 2));
+        for (int j = 0; j < 16; j++) {
+            w[j] = d * (float)(qs[j] & 15) + m;
+            w[j + 16] = d * (float)(qs[j] >> 4) + m;
+        }
+    }
+}
+
+/* Dequantized weights × F32 activations: 8 partial sums per dot product. */
+static void mmx(int32_t dtype, const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx, int64_t n,
+                float *y, int64_t ldy) {
+    const int64_t nb = w->cols / 32;
+    float wb[32];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
+        for (int64_t t = 0; t < n; t++) {
+            const float *xr = x + t * ldx;
+            float acc[8] = {0};
+            for (int64_t b = 0; b < nb; b++) {
+                dequant_block(dtype, wr, b, wb);
+                for (int j = 0; j < 32; j++) acc[j % 8] += wb[j] * xr[b * 32 + j];
+            }
+            y[t * ldy + r] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        }
+    }
+}
+
+static void mmx_q8_0(const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx, int64_t n, float *y,
+                     int64_t ldy) {
+    mmx(BP_DTYPE_Q8_0, w, r0, r1, x, ldx, n, y, ldy);
+}
+
+static void mmx_q4_0(const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx, int64_t n, float *y,
+                     int64_t ldy) {
+    mmx(BP_DTYPE_Q4_0, w, r0, r1, x, ldx, n, y, ldy);
+}
+
+static void mmx_q4_1(const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx, int64_t n, float *y,
+                     int64_t ldy) {
+    mmx(BP_DTYPE_Q4_1, w, r0, r1, x, ldx, n, y, ldy);
+}
+
 /* Float weights: 8 partial sums per dot product. */
 #define DEFINE_MM_FLOAT(NAME, TYPE, LOAD)                                                                       \
     static void NAME(const lm_mat *w, int64_t r0, int64_t r1, const float *x, int64_t ldx, int64_t n, float *y, \
@@ -185,6 +245,9 @@ int lm_kernels_generic(lm_kernels *k) {
     k->mm_q8_0 = mm_q8_0;
     k->mm_q4_0 = mm_q4_0;
     k->mm_q4_1 = mm_q4_1;
+    k->mmx_q8_0 = mmx_q8_0;
+    k->mmx_q4_0 = mmx_q4_0;
+    k->mmx_q4_1 = mmx_q4_1;
     k->mm_f32 = mm_f32;
     k->mm_f16 = mm_f16;
     k->mm_bf16 = mm_bf16;

@@ -26,6 +26,21 @@ void lm_rmsnorm(const float *x, const float *w, float eps, int64_t n, float *y) 
     for (int64_t i = 0; i < n; i++) y[i] = w[i] * (x[i] * r);
 }
 
+void lm_rmsnorm_exact(const float *x, const float *w, float eps, int64_t n, float *y) {
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * (double)x[i];
+    const double r = 1.0 / sqrt(ss / (double)n + (double)eps);
+    for (int64_t i = 0; i < n; i++) y[i] = (float)((double)w[i] * ((double)x[i] * r));
+}
+
+void lm_rope_table_exact(double base, int32_t head_dim, int64_t pos, float *cos_out, float *sin_out) {
+    for (int32_t i = 0; i < head_dim / 2; i++) {
+        const double th = (double)pos * pow(base, -2.0 * (double)i / (double)head_dim);
+        cos_out[i] = (float)cos(th);
+        sin_out[i] = (float)sin(th);
+    }
+}
+
 void lm_rope_table(float base, int32_t head_dim, int64_t pos, float *cos_out, float *sin_out) {
     const float step = powf(base, -2.0f / (float)head_dim);
     float th = (float)pos;
@@ -69,12 +84,22 @@ static void softmax(float *s, int64_t n) {
     for (int64_t j = 0; j < n; j++) s[j] *= inv;
 }
 
-void lm_attend(const lm_kernels *kr, const float *q, const void *k, const void *v, int kv_f16, int64_t n_keys,
-               int32_t head_dim, float scale, const float *pk, const float *pv, int64_t stride, int32_t n_prompt,
-               float gate, float *scores, float *out) {
+/* The same with exp and the normalisation in double. */
+static void softmax_exact(float *s, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++) mx = fmaxf(mx, s[j]);
+    double sum = 0.0;
+    for (int64_t j = 0; j < n; j++) sum += exp((double)s[j] - (double)mx);
+    for (int64_t j = 0; j < n; j++) s[j] = (float)(exp((double)s[j] - (double)mx) / sum);
+}
+
+void lm_attend(const lm_kernels *kr, const float *q, const void *k, const void *v, int kv_f16, int exact,
+               int64_t n_keys, int32_t head_dim, float scale, const float *pk, const float *pv, int64_t stride,
+               int32_t n_prompt, float gate, float *scores, float *out) {
+    void (*soft)(float *, int64_t) = exact ? softmax_exact : softmax;
     if (kv_f16) kr->attn_scores_f16(q, k, n_keys, head_dim, head_dim, scale, scores);
     else kr->attn_scores(q, k, n_keys, head_dim, head_dim, scale, scores);
-    softmax(scores, n_keys);
+    soft(scores, n_keys);
     for (int32_t i = 0; i < head_dim; i++) out[i] = 0.0f;
     if (kv_f16) {
         kr->round_f16(scores, n_keys);
@@ -84,7 +109,7 @@ void lm_attend(const lm_kernels *kr, const float *q, const void *k, const void *
     }
     if (n_prompt > 0) {
         kr->attn_scores(q, pk, n_prompt, head_dim, stride, scale, scores);
-        softmax(scores, n_prompt);
+        soft(scores, n_prompt);
         for (int32_t j = 0; j < n_prompt; j++) scores[j] *= gate;
         kr->attn_accum(scores, pv, n_prompt, head_dim, stride, out);
     }
@@ -92,6 +117,13 @@ void lm_attend(const lm_kernels *kr, const float *q, const void *k, const void *
 
 void lm_swiglu(const float *g, const float *u, int64_t n, float *out) {
     for (int64_t i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void lm_swiglu_exact(const float *g, const float *u, int64_t n, float *out) {
+    for (int64_t i = 0; i < n; i++) {
+        const double gi = (double)g[i];
+        out[i] = (float)(gi / (1.0 + exp(-gi)) * (double)u[i]);
+    }
 }
 
 lm_epilogue lm_epilogue_of(const lm_adapter *a, int32_t l, lm_proj p) {

@@ -23,6 +23,9 @@ static const bp_param_spec llama_params[] = {
      "compute threads (0 = the host's thread count)"},
     {sizeof(bp_param_spec), "kv_type", BP_PARAM_STRING, "\"f16\"", BP_NO_RANGE, "f16|f32",
      "KV cache element type: f16 (as llama.cpp: q, k, v and attention weights in f16) or f32 (exact attention)"},
+    {sizeof(bp_param_spec), "precision", BP_PARAM_STRING, "\"fast\"", BP_NO_RANGE, "fast|exact",
+     "fast: llama.cpp's numerics (8-bit activations in quantized products, kv_type cache); exact: F32 activations "
+     "against weights dequantized block by block on the fly, F32 KV cache, norms/softmax/SiLU in double (slower)"},
     {sizeof(bp_param_spec), "kernels", BP_PARAM_STRING, "\"auto\"", BP_NO_RANGE, "auto|avx512|avx2|generic",
      "matrix kernels: the best this CPU runs, or a given instruction set (for testing)"},
     {sizeof(bp_param_spec), "adapter", BP_PARAM_PATH, "\"\"", BP_NO_RANGE, NULL,
@@ -257,15 +260,27 @@ static bp_status llama_create(const bp_host *host, uint32_t index, const bp_para
     if (cp.n_threads <= 0) cp.n_threads = host && host->n_threads > 0 ? host->n_threads : 1;
     cp.isa = isa_from_param(bp_params_string(params, "kernels"));
     const char *kv_type = bp_params_string(params, "kv_type");
+    const char *precision = bp_params_string(params, "precision");
+    const bp_param_value *kv_set = bp_params_find(params, "kv_type");
+    cp.exact = precision && strcmp(precision, "exact") == 0;
     cp.kv_f16 = !kv_type || strcmp(kv_type, "f32") != 0;
+    if (cp.exact && cp.kv_f16 && kv_set && kv_set->from_config) {
+        st = bp_error_set(err, BP_ERR_INVALID,
+                          "llama: precision = \"exact\" keeps the KV cache in f32, but kv_type = \"f16\" was set "
+                          "(%s): drop kv_type or set it to \"f32\"",
+                          kv_set->origin ? kv_set->origin : "config");
+        goto fail;
+    }
+    if (cp.exact) cp.kv_f16 = 0;
     if ((st = lm_ctx_init(&p->ctx, p->model, p->adapter, &cp, err)) != BP_OK) goto fail;
 
     bp_logf(host, BP_LOG_INFO, "llama",
             "%s: %s, %d layers, %d/%d heads, embd %d, ff %d, vocab %d, context %d (trained %d), %.1f MB of weights, "
-            "%s KV cache, %s kernels, %d threads, adapter %s",
+            "%s KV cache, %s precision, %s kernels, %d threads, adapter %s",
             p->model->label, p->model->format, p->model->hp.n_layer, p->model->hp.n_head, p->model->hp.n_head_kv,
             p->model->hp.n_embd, p->model->hp.n_ff, p->model->hp.n_vocab, p->ctx.n_ctx, p->model->hp.n_ctx_train,
-            (double)p->model->weight_bytes / 1e6, p->ctx.kv_f16 ? "f16" : "f32", lm_isa_name(p->ctx.kr.isa),
+            (double)p->model->weight_bytes / 1e6, p->ctx.kv_f16 ? "f16" : "f32", p->ctx.exact ? "exact" : "fast",
+            lm_isa_name(p->ctx.kr.isa),
             p->ctx.n_threads,
             lm_adapter_type_name(p->adapter ? p->adapter->type : LM_ADAPTER_NONE));
 

@@ -1,5 +1,7 @@
 /* Bad input to the llama plugin: every case fails with the right status and
  * a message naming the file (or the value) and the problem, never a crash.
+ *   - parameters: precision = "exact" with an explicit f16 KV cache, an
+ *     unknown precision;
  *   - GGUF: another architecture, a tensor of a type the plugin cannot
  *     compute on (Q5_0, F64), a missing tensor, no tokenizer metadata;
  *   - Hugging Face: tensors whose shapes disagree with config.json (every
@@ -182,6 +184,13 @@ int main(void) {
     model_kv(kv, sizeof kv, "/nonexistent/model.gguf");
     const char *k0[] = {kv};
     expect_fail("missing GGUF", k0, 1, BP_ERR_NOT_FOUND, "/nonexistent/model.gguf", NULL, NULL);
+    /* precision = "exact" keeps an F32 cache: an explicit f16 cache contradicts it */
+    model_kv(kv, sizeof kv, good);
+    const char *kp[] = {kv, "precision=\"exact\"", "kv_type=\"f16\""};
+    expect_fail("precision exact with kv_type f16", kp, 3, BP_ERR_INVALID, "precision = \"exact\"",
+                "kv_type = \"f16\"", NULL);
+    const char *kq[] = {kv, "precision=\"exactly\""};
+    expect_fail("precision exactly", kq, 2, BP_ERR_INVALID, "exactly", "fast|exact", NULL);
 
     /* Hugging Face */
     lt_model cfg = m;

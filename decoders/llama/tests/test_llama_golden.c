@@ -14,7 +14,9 @@
  * logits_lora and the final hidden states (the plugin returns them after
  * the final norm, so the golden hidden_final goes through RMSNorm in double
  * first), with the exact F32 KV cache (kv_type = f32). The default F16
- * cache (llama.cpp's attention numerics) is checked too, at 2e-3. */
+ * cache (llama.cpp's attention numerics) is checked too, at 2e-3, and
+ * precision = "exact" (row steps in double; the same float products on
+ * these F32 weights) at 1e-4 with all three models. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,7 +139,9 @@ static void run_case(lt_env *env, const golden *g, const char *model, const char
     snprintf(kv_kernels, sizeof kv_kernels, "kernels=\"%s\"", kernels);
     snprintf(kv_adapter, sizeof kv_adapter, "adapter=\"%s\"", adapter ? adapter : "");
     snprintf(kv_type, sizeof kv_type, "adapter_type=\"%s\"", type);
-    snprintf(kv_cache, sizeof kv_cache, "kv_type=\"%s\"", cache);
+    /* cache: "f32" or "f16" (kv_type), or "exact" (precision = "exact", which keeps an F32 cache) */
+    if (strcmp(cache, "exact") == 0) snprintf(kv_cache, sizeof kv_cache, "precision=\"exact\"");
+    else snprintf(kv_cache, sizeof kv_cache, "kv_type=\"%s\"", cache);
     const char *kv[] = {kv_model, kv_kernels, kv_adapter, kv_type, "lora_alpha=8.0", kv_cache};
     bp_llm *llm = lt_llm_create(env, kv, 6, &err);
     if (!llm) {
@@ -219,6 +223,14 @@ int main(void) {
                 /* the F16 cache (the default): q, k, v and the attention weights in f16 */
                 snprintf(label, sizeof label, "%s %s %dt base, f16 KV cache", srcs[src], kernel_sets[k], threads);
                 run_case(&env, &g, model, kernel_sets[k], NULL, "none", g.logits, label, "f16", TOL_F16);
+                /* precision = "exact" */
+                snprintf(label, sizeof label, "%s %s %dt base, exact", srcs[src], kernel_sets[k], threads);
+                run_case(&env, &g, model, kernel_sets[k], NULL, "none", g.logits, label, "exact", TOL);
+                snprintf(label, sizeof label, "%s %s %dt llama_adapter_v2, exact", srcs[src], kernel_sets[k], threads);
+                run_case(&env, &g, model, kernel_sets[k], adapter, "llama_adapter_v2", g.logits_adapter, label,
+                         "exact", TOL);
+                snprintf(label, sizeof label, "%s %s %dt lora, exact", srcs[src], kernel_sets[k], threads);
+                run_case(&env, &g, model, kernel_sets[k], lora, "lora", g.logits_lora, label, "exact", TOL);
             }
         }
         lt_env_close(&env);

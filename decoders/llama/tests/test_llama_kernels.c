@@ -16,6 +16,9 @@
  *     double-precision dot product of the dequantized weights with the
  *     dequantized activations, plus for Q4_1 the f16 rounding of the block
  *     sum s = d·Σq that llama.cpp's Q8_1 blocks carry (1e-5 of Σ|w·x|);
+ *   - precision = "exact" (check_mmx): the on-the-fly dequantization bit
+ *     for bit against bp_dequantize_row, float accumulation against double,
+ *     and decode = batched rows bit for bit;
  *   - attention scores/accumulation over F32 and F16 caches, f16
  *     conversions, for head dims 8–128 (masked tails). */
 #include <math.h>
@@ -161,6 +164,89 @@ static void check_mm(const lm_kernels *ref, const lm_kernels *const *krs, int n_
     free(wf), free(wd), free(wq), free(x), free(qa.q), free(qa.s), free(y0), free(y1);
 }
 
+/* precision = "exact" (mmx_*: quantized weights × F32 activations):
+ *   - dequantization: with one-hot activations (x = the identity) every
+ *     product is w·1 or w·0, so y must equal bp_dequantize_row's values bit
+ *     for bit, in every implementation and tile shape;
+ *   - the generic result vs a double dot product of the dequantized weights
+ *     with x: float accumulation in 8 lanes of k/8 terms each, bounded by
+ *     (k/8 + 8)·2⁻²⁴ of Σ|w·x|; SIMD vs generic: twice that;
+ *   - batching: a row computed alone (decode, n = 1) equals the same row in
+ *     a batch of 130 bit for bit, within each implementation. */
+static void check_mmx(const lm_kernels *ref, const lm_kernels *const *krs, int n_kr, int32_t dtype, int64_t k) {
+    static const int64_t row_counts[] = {1, 3, 4, 5, 8, 9, 37};
+    static const int64_t n_counts[] = {1, 2, 3, 4, 5, 9, 130};
+    const int64_t max_rows = 37, max_n = k > 130 ? k : 130;
+    float *wf = malloc((size_t)(max_rows * k) * sizeof *wf), *wd = malloc((size_t)(max_rows * k) * sizeof *wd);
+    for (int64_t i = 0; i < max_rows * k; i++) wf[i] = (float)(2.0 * uni() - 1.0) * (i % 41 == 0 ? 5.0f : 1.0f);
+    bp_tensor probe = bp_tensor_view(dtype, 2, (int64_t[2]){max_rows, k}, NULL);
+    const size_t nbytes = bp_tensor_nbytes(&probe), row_bytes = nbytes / (size_t)max_rows;
+    uint8_t *wq = malloc(nbytes);
+    for (int64_t r = 0; r < max_rows; r++) {
+        bp_quantize_row(dtype, wf + r * k, wq + (size_t)r * row_bytes, k, NULL);
+        bp_dequantize_row(dtype, wq + (size_t)r * row_bytes, wd + r * k, k, NULL);
+    }
+    const lm_mat w = {dtype, max_rows, k, row_bytes, wq};
+    float *x = malloc((size_t)(max_n * k) * sizeof *x), *eye = calloc((size_t)(k * k), sizeof *eye);
+    make_x(x, max_n, k);
+    for (int64_t i = 0; i < k; i++) eye[i * k + i] = 1.0f;
+    float *y0 = malloc((size_t)(max_n * max_rows) * sizeof *y0), *y1 = malloc((size_t)(max_n * max_rows) * sizeof *y1);
+    const lm_kernels *all[3] = {ref, n_kr > 0 ? krs[0] : NULL, n_kr > 1 ? krs[1] : NULL};
+    const double bound = ((double)k / 8.0 + 8.0) * 0x1p-24;
+    double worst_sem = 0.0, worst = 0.0;
+    int deq_ok = 1, batch_ok = 1;
+    for (int ki = 0; ki < 1 + n_kr; ki++) {
+        const lm_kernels *kr = all[ki];
+        /* dequantization, bit for bit */
+        lm_matmul_f32act(kr, &w, 0, max_rows, eye, k, k, y1, max_rows);
+        for (int64_t t = 0; t < k; t++)
+            for (int64_t r = 0; r < max_rows; r++) deq_ok &= y1[t * max_rows + r] == wd[r * k + t];
+        CHECKF(deq_ok, "%s %s k=%lld: dequantized weights differ from bp_dequantize_row", lm_isa_name(kr->isa),
+               bp_dtype_name(dtype), (long long)k);
+        /* batching: rows alone vs in a batch of 130 */
+        lm_matmul_f32act(kr, &w, 0, max_rows, x, k, 130, y0, max_rows);
+        for (int64_t t = 0; t < 130; t += 7) {
+            lm_matmul_f32act(kr, &w, 0, max_rows, x + t * k, k, 1, y1, max_rows);
+            batch_ok &= memcmp(y1, y0 + t * max_rows, (size_t)max_rows * sizeof *y1) == 0;
+        }
+        CHECKF(batch_ok, "%s %s k=%lld: decode differs from the batched product", lm_isa_name(kr->isa),
+               bp_dtype_name(dtype), (long long)k);
+    }
+    for (size_t ri = 0; ri < sizeof row_counts / sizeof row_counts[0]; ri++)
+        for (size_t ni = 0; ni < sizeof n_counts / sizeof n_counts[0]; ni++) {
+            const int64_t rows = row_counts[ri], n = n_counts[ni];
+            const int64_t r0 = rows < max_rows ? 1 : 0, r1 = r0 + rows > max_rows ? max_rows : r0 + rows;
+            for (int ki = 0; ki < 1 + n_kr; ki++) {
+                const lm_kernels *kr = all[ki];
+                float *y = ki == 0 ? y0 : y1; /* y0: the generic result of this case */
+                for (int64_t i = 0; i < n * max_rows; i++) y[i] = -7.0f;
+                lm_matmul_f32act(kr, &w, r0, r1, x, k, n, y, max_rows);
+                for (int64_t t = 0; t < n; t++)
+                    for (int64_t r = 0; r < max_rows; r++) {
+                        const float got = y[t * max_rows + r];
+                        if (r < r0 || r >= r1) {
+                            CHECKF(got == -7.0f, "%s mmx wrote outside rows [%lld, %lld)", lm_isa_name(kr->isa),
+                                   (long long)r0, (long long)r1);
+                            continue;
+                        }
+                        double exact = 0.0, mag = 0.0;
+                        for (int64_t i = 0; i < k; i++) {
+                            exact += (double)wd[r * k + i] * x[t * k + i];
+                            mag += fabs((double)wd[r * k + i] * x[t * k + i]);
+                        }
+                        if (mag == 0.0) continue;
+                        if (ki == 0) worst_sem = fmax(worst_sem, fabs((double)got - exact) / mag);
+                        else worst = fmax(worst, fabs((double)got - y0[t * max_rows + r]) / mag);
+                    }
+            }
+        }
+    fprintf(stderr, "  exact %-5s k=%-4lld generic vs double %.1e, SIMD vs generic %.1e (bound %.1e)\n",
+            bp_dtype_name(dtype), (long long)k, worst_sem, worst, bound);
+    CHECKF(worst_sem <= bound, "exact %s k=%lld: generic vs double %g", bp_dtype_name(dtype), (long long)k, worst_sem);
+    CHECKF(worst <= 2.0 * bound, "exact %s k=%lld: SIMD vs generic %g", bp_dtype_name(dtype), (long long)k, worst);
+    free(wf), free(wd), free(wq), free(x), free(eye), free(y0), free(y1);
+}
+
 static void check_attention(const lm_kernels *ref, const lm_kernels *kr) {
     static const int32_t hds[] = {8, 16, 24, 40, 64, 80, 128};
     for (size_t i = 0; i < sizeof hds / sizeof hds[0]; i++) {
@@ -226,5 +312,9 @@ int main(void) {
         for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) check_mm(&ref, krs, n_kr, dtypes[d], ks[i]);
     check_mm(&ref, krs, n_kr, BP_DTYPE_F32, 37); /* float rows of any length: masked tails */
     check_mm(&ref, krs, n_kr, BP_DTYPE_F16, 172);
+    static const int32_t qtypes[] = {BP_DTYPE_Q8_0, BP_DTYPE_Q4_0, BP_DTYPE_Q4_1};
+    static const int64_t xks[] = {32, 96, 160, 576};
+    for (size_t d = 0; d < sizeof qtypes / sizeof qtypes[0]; d++)
+        for (size_t i = 0; i < sizeof xks / sizeof xks[0]; i++) check_mmx(&ref, krs, n_kr, qtypes[d], xks[i]);
     return TEST_RESULT();
 }
