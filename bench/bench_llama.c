@@ -48,19 +48,20 @@ static int32_t argmax(const float *x, int32_t n) {
 }
 
 static bp_llm *create(bp_registry *reg, const char *model, int32_t threads, int32_t n_ctx, const char *kernels,
-                      bp_paramset **ps, bp_error *err) {
+                      const char *precision, bp_paramset **ps, bp_error *err) {
     const bp_component_info *comp = bp_registry_find(reg, BP_KIND_LLM, "llama");
     if (!comp) {
         snprintf(err->msg, sizeof err->msg, "the llama plugin was not found (set BATPIPE_PLUGIN_PATH)");
         return NULL;
     }
-    char kv_model[4200], kv_threads[64], kv_ctx[64], kv_kernels[64];
+    char kv_model[4200], kv_threads[64], kv_ctx[64], kv_kernels[64], kv_precision[64];
     snprintf(kv_model, sizeof kv_model, "model=\"%s\"", model);
     snprintf(kv_threads, sizeof kv_threads, "threads=%d", threads);
     snprintf(kv_ctx, sizeof kv_ctx, "n_ctx=%d", n_ctx);
     snprintf(kv_kernels, sizeof kv_kernels, "kernels=\"%s\"", kernels);
-    const char *kv[] = {kv_model, kv_threads, kv_ctx, kv_kernels};
-    if (bp_paramset_from_strings(comp->desc, kv, 4, ps, err) != BP_OK) return NULL;
+    snprintf(kv_precision, sizeof kv_precision, "precision=\"%s\"", precision);
+    const char *kv[] = {kv_model, kv_threads, kv_ctx, kv_kernels, kv_precision};
+    if (bp_paramset_from_strings(comp->desc, kv, 5, ps, err) != BP_OK) return NULL;
     void *inst = NULL;
     if (bp_registry_create(reg, comp, bp_paramset_params(*ps), NULL, &inst, err) != BP_OK) {
         bp_paramset_free(*ps);
@@ -115,7 +116,7 @@ static void check(bp_llm *llm, int32_t vocab) {
 }
 
 int main(int argc, char **argv) {
-    const char *model = NULL, *threads_arg = "1,2", *kernels = "auto";
+    const char *model = NULL, *threads_arg = "1,2", *kernels = "auto", *precision = "fast";
     int32_t n_prompt = 128, n_gen = 64, rounds = 3, do_check = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) threads_arg = argv[++i];
@@ -123,11 +124,12 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) n_gen = atoi(argv[++i]);
         else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (strcmp(argv[i], "-k") == 0 && i + 1 < argc) kernels = argv[++i];
+        else if (strcmp(argv[i], "-P") == 0 && i + 1 < argc) precision = argv[++i];
         else if (strcmp(argv[i], "--check") == 0) do_check = 1;
         else if (argv[i][0] != '-' && !model) model = argv[i];
         else {
             fprintf(stderr, "usage: bench_llama MODEL [-t 1,2] [-p 128] [-n 64] [-r 3] [-k auto|avx512|avx2|generic] "
-                            "[--check]\n");
+                            "[-P fast|exact] [--check]\n");
             return 2;
         }
     }
@@ -158,7 +160,7 @@ int main(int argc, char **argv) {
         if (threads < 1) break;
         bp_paramset *ps = NULL;
         double t0 = now_s();
-        bp_llm *llm = create(reg, model, threads, n_prompt + n_gen + 8, kernels, &ps, &err);
+        bp_llm *llm = create(reg, model, threads, n_prompt + n_gen + 8, kernels, precision, &ps, &err);
         double load_s = now_s() - t0;
         if (!llm) {
             fprintf(stderr, "bench_llama: %s\n", err.msg);

@@ -13,6 +13,7 @@
 #   BP_BENCH_THREADS  thread counts (default 1,2)
 #   BP_BENCH_PROMPT   prompt tokens (default 128)
 #   BP_BENCH_GEN      generated tokens (default 64)
+#   BP_BENCH_PRECISION  the llama plugin's precision: fast (default) or exact
 #   BP_BENCH_ROUNDS   rounds, alternating batpipe and llama.cpp (default 3); each
 #                     figure is the best over rounds (and over the 3 repetitions
 #                     inside a round), so that bursts of other load hit both alike
@@ -31,6 +32,7 @@ threads=${BP_BENCH_THREADS:-1,2}
 prompt=${BP_BENCH_PROMPT:-128}
 gen=${BP_BENCH_GEN:-64}
 rounds=${BP_BENCH_ROUNDS:-3}
+precision=${BP_BENCH_PRECISION:-fast}
 
 [ -f "$model" ] || { echo "run_llama_bench.sh: $model not found (scripts/fetch-model.sh)" >&2; exit 1; }
 "$py" -c 'import llama_cpp, gguf, numpy' || { echo "run_llama_bench.sh: $py lacks llama_cpp/gguf/numpy" >&2; exit 1; }
@@ -50,7 +52,7 @@ echo "# $(date -u +%FT%TZ) $(uname -n), $(nproc) CPUs, load: $(cut -d' ' -f1-3 /
 echo "# prompt $prompt tokens, $gen generated, best of $rounds rounds x 3"
 for m in "$model" "$f16"; do
     for r in $(seq "$rounds"); do
-        "$bin" "$m" -t "$threads" -p "$prompt" -n "$gen" -r 3 >>"$tmp/bp.$(basename "$m")"
+        "$bin" "$m" -t "$threads" -p "$prompt" -n "$gen" -r 3 -P "$precision" >>"$tmp/bp.$(basename "$m")"
         "$py" "$here/llama_cpp_bench.py" "$m" -t "$threads" -p "$prompt" -n "$gen" -r 3 >>"$tmp/cpp.$(basename "$m")"
     done
 done
