@@ -63,7 +63,11 @@ static int show(bp_registry *reg, const char *name) {
                c->plugin->path, c->plugin->abi_major, c->plugin->abi_minor, c->plugin->license,
                c->plugin->score <= 0 ? ", cannot run on this machine" : "");
         if (d->reference) printf("  reference  %s\n", d->reference);
-        printf("  config     %s = { type = \"%s\"; ... };\n", bp_kind_name(c->kind), d->name);
+        switch (c->kind) {
+        case BP_KIND_METRIC: printf("  config     metrics = ( { type = \"%s\"; ... } );\n", d->name); break;
+        case BP_KIND_DATASET: printf("  config     input = { type = \"%s\"; ... };\n", d->name); break;
+        default: printf("  config     %s = { type = \"%s\"; ... };\n", bp_kind_name(c->kind), d->name); break;
+        }
         if (!d->n_params) printf("  (no parameters)\n");
         for (uint32_t k = 0; k < d->n_params; k++) {
             const bp_param_spec *s =

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "batpipe/pipeline.h"
+#include "batpipe/report.h"
 #include "cli.h"
 
 static void usage(FILE *f) {
@@ -103,6 +104,13 @@ int cmd_run(cli_ctx *c, int argc, char **argv) {
     cli_progress_finish(&bar);
     int rc = 0;
     if (c->verbosity >= 1 || st != BP_OK) cli_print_summary(bp_pipeline_summary(p));
+    if (st == BP_OK)
+        for (uint32_t i = 0; i < bp_pipeline_result_count(p); i++) {
+            const char *metric = NULL;
+            const bp_metric_result *r = bp_pipeline_result_at(p, i, &metric);
+            if (r && !strchr(r->name, '/')) /* per-class details (AP/<class>) stay in the report */
+                printf("metric    %-16s %10.4f %s (%s)\n", r->name, r->value, r->unit, metric ? metric : "");
+        }
     if (st != BP_OK) rc = cli_fail("run", st, &err);
     else if (bp_pipeline_summary(p)->items_failed) rc = 3;
     bp_pipeline_free(p);

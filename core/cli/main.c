@@ -18,6 +18,7 @@ static void usage(FILE *f) {
             "  demo [--out DIR]                  features of a generated binaural clip, end to end\n"
             "  synth DATA.cfg | synth merge DIR  generate a SpatialSoundQA-style set (docs/synth.md)\n"
             "  sources fetch|build|import ...    the real-recordings source corpus (docs/sources.md)\n"
+            "  report DIR... [-o TABLE.md]       evaluation reports of several runs as one table (docs/metrics.md)\n"
             "  version                           print versions\n"
             "  help                              this text\n"
             "\n"
@@ -65,6 +66,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "synth") == 0) rc = cmd_synth(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "sources") == 0) rc = cmd_sources(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "ask") == 0) rc = cmd_ask(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "report") == 0) rc = cmd_report(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "version") == 0) {
         printf("batpipe %s (plugin ABI %d.%d)\n", BP_VERSION_STRING, BP_ABI_MAJOR, BP_ABI_MINOR);
         rc = 0;

@@ -1,5 +1,6 @@
 /* Pipeline loading: the config schema, stage creation, spec negotiation
- * between the input and the stages, and the plan. Nothing here computes. */
+ * between the input (files or a dataset) and the stages, which stages run
+ * on batches, the metrics' inputs, and the plan. Nothing here computes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,10 +95,31 @@ bp_status bp_sec_bool(bp_config *cfg, const config_setting_t *sec, const char *s
     return BP_OK;
 }
 
+bp_status bp_sec_int(bp_config *cfg, const config_setting_t *sec, const char *sec_name, const char *key, int64_t dflt,
+                     int64_t lo, int64_t hi, int64_t *out, bp_error *err) {
+    const config_setting_t *s = sec ? config_setting_get_member(sec, key) : NULL;
+    if (!s) {
+        *out = dflt;
+        return BP_OK;
+    }
+    char where[600];
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+        return bp_error_set(err, BP_ERR_INVALID, "%s: %s.%s must be an integer, got %s",
+                            bp_config_where(cfg, s, where, sizeof where), sec_name, key, bp_config_type_phrase(t));
+    long long v = config_setting_get_int64(s);
+    if (v < lo || v > hi)
+        return bp_error_set(err, BP_ERR_INVALID, "%s: %s.%s = %lld is outside the range [%lld, %lld]",
+                            bp_config_where(cfg, s, where, sizeof where), sec_name, key, v, (long long)lo,
+                            (long long)hi);
+    *out = v;
+    return BP_OK;
+}
+
 /* ---------------------------------------------------------------- plan -- */
 
-static const char *const top_keys[] = {"name",      "description", "threads", "backend", "input",
-                                       "frontend",  "encoder",     "projector", "output", "provenance", NULL};
+static const char *const top_keys[] = {"name",    "description", "threads", "backend", "input",      "frontend",
+                                       "encoder", "projector",   "metrics", "output",  "provenance", NULL};
 
 static const char *stage_input_name(int32_t kind) {
     switch (kind) {
@@ -214,7 +236,13 @@ static bp_status output_configure(bp_pipeline *p, config_setting_t *sec, bp_erro
 static bp_status negotiate(bp_pipeline *p, bp_error *err) {
     char why[256], have_s[256], want_s[256];
     bp_spec have = bp_spec_any();
-    const char *producer = "input";
+    char input_label[160];
+    if (p->input_kind == BP_INPUT_DATASET)
+        snprintf(input_label, sizeof input_label, "input (%s)", p->ds_comp->desc->name);
+    else
+        snprintf(input_label, sizeof input_label, "input");
+    const char *producer = input_label;
+    p->batch_stage = -1;
     if (p->input_kind == BP_INPUT_AUDIO) {
         have.dtype = BP_DTYPE_F32;
         have.ndim = 2;
@@ -248,13 +276,28 @@ static bp_status negotiate(bp_pipeline *p, bp_error *err) {
                 if (want.rate > 0) p->target_rate = want.rate;
                 have.rate = want.rate;
                 if (want.ndim == 2) have.shape[0] = want.shape[0] == BP_DIM_ANY ? have.shape[0] : want.shape[0];
+            } else if (p->input_kind == BP_INPUT_DATASET) {
+                const bp_port *port = NULL;
+                for (uint32_t i = 0; i < p->n_ds_ports; i++)
+                    if (strcmp(p->ds_ports[i].name, s->in_name) == 0) port = &p->ds_ports[i];
+                if (!port) {
+                    bp_sbuf offers = {0};
+                    for (uint32_t i = 0; i < p->n_ds_ports; i++)
+                        bp_sbuf_printf(&offers, "%s%s", i ? ", " : "", p->ds_ports[i].name);
+                    bp_error_set(err, BP_ERR_SPEC, "%s: %s offers no tensor '%s', which %s reads; it offers: %s",
+                                 bp_config_label(p->cfg), input_label, s->in_name, s->label,
+                                 offers.s ? offers.s : "(nothing)");
+                    bp_sbuf_free(&offers);
+                    return BP_ERR_SPEC;
+                }
+                have = port->spec;
             } else {
                 /* saved tensors: learn the spec from the first file */
                 char names[64][48];
                 bp_tensor *ts[64];
                 uint32_t n = 0;
                 double rate = 0;
-                st = bp_input_read(p, 0, names, ts, 64, &n, &rate, err);
+                st = bp_input_read(p, 0, names, ts, 64, &n, &rate, NULL, err);
                 if (st != BP_OK) return st;
                 int found = 0;
                 for (uint32_t i = 0; i < n; i++) {
@@ -277,13 +320,21 @@ static bp_status negotiate(bp_pipeline *p, bp_error *err) {
             memcpy(s->in_name, p->stages[k - 1].ports[0].name, sizeof s->in_name);
             s->in_name[sizeof s->in_name - 1] = '\0';
         }
-        /* A stage that wants a leading batch dim gets one of size 1. */
+        /* A stage that wants a leading batch dim gets one: the first such
+         * stage and those after it run on stacked batches of items. */
         if (want.ndim >= 0 && have.ndim >= 0 && want.ndim == have.ndim + 1 &&
             (want.shape[0] == BP_DIM_ANY || want.shape[0] == 1)) {
+            if (want.shape[0] == 1) p->batch_size = 1; /* the stage takes one item at a time */
             for (int d = have.ndim; d > 0; d--) have.shape[d] = have.shape[d - 1];
-            have.shape[0] = 1;
+            have.shape[0] = p->batch_stage < 0 ? p->batch_size : 1;
             have.ndim++;
+            if (have.dims[0]) {
+                char dims[sizeof have.dims];
+                snprintf(dims, sizeof dims, "batch,%s", have.dims);
+                memcpy(have.dims, dims, sizeof dims);
+            }
             s->add_batch = 1;
+            if (p->batch_stage < 0) p->batch_stage = k;
         }
         if (!bp_spec_satisfies(&have, &want, why, sizeof why))
             return bp_error_set(err, BP_ERR_SPEC, "%s cannot take what %s produces: %s (%s gives %s; %s needs %s)",
@@ -305,7 +356,8 @@ static bp_status negotiate(bp_pipeline *p, bp_error *err) {
 
 /* Which outputs are needed, and does every saved name exist? */
 static bp_status resolve_outputs(bp_pipeline *p, bp_error *err) {
-    if (p->out_dir && p->n_save == 0 && p->n_stages > 0) { /* default: the last stage's main output */
+    /* default: the last stage's main output (with metrics: nothing but the report) */
+    if (p->out_dir && p->n_save == 0 && p->n_stages > 0 && !p->n_metrics) {
         const char *main = p->stages[p->n_stages - 1].ports[0].name;
         if (bp_grow((void **)&p->save, &p->cap_save, 1, sizeof(char *)) != 0 || !(p->save[0] = bp_strdup(main)))
             return bp_error_set(err, BP_ERR_NOMEM, "out of memory");
@@ -314,7 +366,7 @@ static bp_status resolve_outputs(bp_pipeline *p, bp_error *err) {
     for (int k = 0; k < p->n_stages; k++) {
         bp_stage_rec *s = &p->stages[k];
         for (uint32_t i = 0; i < s->n_ports; i++) {
-            s->need[i] = i == 0 || is_saved(p, s->ports[i].name);
+            s->need[i] = i == 0 || is_saved(p, s->ports[i].name) || bp_metrics_uses(p, s->ports[i].name);
             for (int j = 0; j <= k; j++)
                 for (uint32_t m = 0; m < (j == k ? i : p->stages[j].n_ports); m++)
                     if (strcmp(p->stages[j].ports[m].name, s->ports[i].name) == 0)
@@ -324,6 +376,7 @@ static bp_status resolve_outputs(bp_pipeline *p, bp_error *err) {
     }
     for (size_t i = 0; i < p->n_save; i++) {
         int found = strcmp(p->save[i], "audio") == 0 && p->input_kind == BP_INPUT_AUDIO;
+        for (uint32_t j = 0; j < p->n_ds_ports && !found; j++) found = strcmp(p->ds_ports[j].name, p->save[i]) == 0;
         for (int k = 0; k < p->n_stages && !found; k++)
             for (uint32_t j = 0; j < p->stages[k].n_ports; j++)
                 if (strcmp(p->stages[k].ports[j].name, p->save[i]) == 0) found = 1;
@@ -331,6 +384,8 @@ static bp_status resolve_outputs(bp_pipeline *p, bp_error *err) {
         if (!found) {
             bp_sbuf avail = {0};
             if (p->input_kind == BP_INPUT_AUDIO) bp_sbuf_printf(&avail, "audio");
+            for (uint32_t j = 0; j < p->n_ds_ports; j++)
+                bp_sbuf_printf(&avail, "%s%s", avail.len ? ", " : "", p->ds_ports[j].name);
             for (int k = 0; k < p->n_stages; k++)
                 for (uint32_t j = 0; j < p->stages[k].n_ports; j++)
                     bp_sbuf_printf(&avail, "%s%s", avail.len ? ", " : "", p->stages[k].ports[j].name);
@@ -347,33 +402,61 @@ static void write_plan(bp_pipeline *p) {
     bp_sbuf *b = &p->plan;
     char s1[256];
     bp_sbuf_printf(b, "pipeline  %s\n", bp_config_label(p->cfg));
-    const bp_input_file *f0 = &p->files[0];
-    if (p->input_kind == BP_INPUT_AUDIO) {
-        bp_sbuf_printf(b, "input     audio: %zu file%s (first: %s, %d ch, %g Hz)", p->n_files, p->n_files == 1 ? "" : "s",
-                       f0->path, f0->channels, f0->rate);
+    const bp_input_file *f0 = p->files;
+    if (p->input_kind == BP_INPUT_DATASET) {
+        bp_sbuf_printf(b, "input     dataset %s %s (%s): %lld items, tensors", p->ds_comp->desc->name,
+                       p->ds_comp->desc->version, p->ds_comp->plugin->path, (long long)p->ds_count);
+        for (uint32_t i = 0; i < p->n_ds_ports; i++)
+            bp_sbuf_printf(b, "%s %s %s", i ? "," : "", p->ds_ports[i].name,
+                           bp_spec_describe(&p->ds_ports[i].spec, s1, sizeof s1));
+        bp_sbuf_printf(b, "\n");
+    } else if (p->input_kind == BP_INPUT_AUDIO) {
+        bp_sbuf_printf(b, "input     audio: %zu file%s (first: %s, %d ch, %g Hz)", p->n_files,
+                       p->n_files == 1 ? "" : "s", f0->path, f0->channels, f0->rate);
         if (p->target_rate > 0) bp_sbuf_printf(b, ", resampled to %g Hz where needed", p->target_rate);
         bp_sbuf_printf(b, "\n");
     } else {
-        bp_sbuf_printf(b, "input     tensors: %zu file%s (first: %s)\n", p->n_files, p->n_files == 1 ? "" : "s", f0->path);
+        bp_sbuf_printf(b, "input     tensors: %zu file%s (first: %s)\n", p->n_files, p->n_files == 1 ? "" : "s",
+                       f0->path);
     }
     if (p->backend)
         bp_sbuf_printf(b, "backend   %s: %s, %d threads\n", bp_backend_name(p->backend), bp_backend_device(p->backend),
                        bp_backend_threads(p->backend));
     for (int k = 0; k < p->n_stages; k++) {
         const bp_stage_rec *s = &p->stages[k];
-        bp_sbuf_printf(b, "%-9s %s %s (%s)\n", s->slot, s->comp->desc->name, s->comp->desc->version, s->comp->plugin->path);
-        bp_sbuf_printf(b, "          in : %s%s\n", bp_spec_describe(&s->prepared_in, s1, sizeof s1),
-                       s->add_batch ? " (batch of 1 added)" : "");
+        bp_sbuf_printf(b, "%-9s %s %s (%s)\n", s->slot, s->comp->desc->name, s->comp->desc->version,
+                       s->comp->plugin->path);
+        char batch[96] = "";
+        if (s->add_batch && k == p->batch_stage && p->batch_size > 1)
+            snprintf(batch, sizeof batch, " (items stacked in batches of up to %lld)", (long long)p->batch_size);
+        else if (s->add_batch)
+            snprintf(batch, sizeof batch, " (batch of 1 added)");
+        bp_sbuf_printf(b, "          in : %s%s\n", bp_spec_describe(&s->prepared_in, s1, sizeof s1), batch);
         for (uint32_t i = 0; i < s->n_ports; i++)
             bp_sbuf_printf(b, "          %s: %s %s%s\n", i == 0 ? "out" : "   ", s->ports[i].name,
                            bp_spec_describe(&s->ports[i].spec, s1, sizeof s1),
-                           i == 0 ? "" : (s->need[i] ? " (saved)" : " (optional, not computed)"));
+                           i == 0                                   ? ""
+                           : is_saved(p, s->ports[i].name)          ? " (saved)"
+                           : bp_metrics_uses(p, s->ports[i].name)   ? " (for the metrics)"
+                                                                    : " (optional, not computed)");
+    }
+    for (size_t i = 0; i < p->n_metrics; i++) {
+        const bp_metric_rec *r = &p->metrics[i];
+        bp_sbuf_printf(b, "%-9s %s %s (%s) reads", i ? "" : "metrics", r->comp->desc->name, r->comp->desc->version,
+                       r->comp->plugin->path);
+        for (uint32_t k = 0; k < r->n_inputs; k++) bp_sbuf_printf(b, "%s %s", k ? "," : "", r->inputs[k]);
+        bp_sbuf_printf(b, "\n");
     }
     if (p->out_dir) {
         bp_sbuf_printf(b, "output    %s: ", p->out_dir);
         for (size_t i = 0; i < p->n_save; i++) bp_sbuf_printf(b, "%s%s", i ? ", " : "", p->save[i]);
-        bp_sbuf_printf(b, " as %s%s\n", p->format == BP_SAVE_NPY ? ".npy" : "safetensors",
-                       p->skip_existing ? " (existing outputs skipped)" : "");
+        if (p->n_save)
+            bp_sbuf_printf(b, " as %s%s\n", p->format == BP_SAVE_NPY ? ".npy" : "safetensors",
+                           p->skip_existing ? " (existing outputs skipped)" : "");
+        else
+            bp_sbuf_printf(b, "no per-item tensors\n");
+        if (p->n_metrics)
+            bp_sbuf_printf(b, "report    %s/report.{json,csv,md,html} and figures (SVG)\n", p->out_dir);
     } else {
         bp_sbuf_printf(b, "output    none (no output section: results are computed and summarised only)\n");
     }
@@ -394,7 +477,15 @@ static bp_status record_provenance(bp_pipeline *p, const char *const *overrides,
     } while (0)
     /* inputs and outputs as absolute paths, so that the file runs from anywhere */
     config_setting_t *in = config_setting_get_member(root, "input");
-    if (in) {
+    if (in && !config_setting_get_member(in, "batch_size")) {
+        config_setting_t *bs = config_setting_add(in, "batch_size", CONFIG_TYPE_INT);
+        if (!bs || config_setting_set_int(bs, (int)p->batch_size) != CONFIG_TRUE)
+            return bp_error_set(err, BP_ERR_NOMEM, "out of memory");
+    }
+    if (in && p->input_kind == BP_INPUT_DATASET) {
+        bp_status st = bp_paramset_write_back(p->ds_params, in, err);
+        if (st != BP_OK) return st;
+    } else if (in) {
         if (config_setting_get_member(in, "files")) config_setting_remove(in, "files");
         if (config_setting_get_member(in, "list")) config_setting_remove(in, "list");
         config_setting_t *files = config_setting_add(in, "files", CONFIG_TYPE_ARRAY);
@@ -427,6 +518,31 @@ static bp_status record_provenance(bp_pipeline *p, const char *const *overrides,
         ADD_STR(g, "file", s->comp->plugin->path);
         bp_status st = bp_paramset_write_back(s->params, config_setting_get_member(root, s->slot), err);
         if (st != BP_OK) return st;
+    }
+    if (p->input_kind == BP_INPUT_DATASET) {
+        config_setting_t *g = config_setting_add(prov, "input", CONFIG_TYPE_GROUP);
+        if (!g) return bp_error_set(err, BP_ERR_NOMEM, "out of memory");
+        ADD_STR(g, "plugin", p->ds_comp->desc->name);
+        ADD_STR(g, "version", p->ds_comp->desc->version);
+        ADD_STR(g, "library", p->ds_comp->plugin->plugin_name);
+        ADD_STR(g, "file", p->ds_comp->plugin->path);
+    }
+    if (p->n_metrics) {
+        config_setting_t *ml = config_setting_get_member(root, "metrics");
+        config_setting_t *pl = config_setting_add(prov, "metrics", CONFIG_TYPE_LIST);
+        if (!pl) return bp_error_set(err, BP_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < p->n_metrics; i++) {
+            const bp_metric_rec *r = &p->metrics[i];
+            config_setting_t *sec = config_setting_is_group(ml) ? ml : config_setting_get_elem(ml, (unsigned)i);
+            bp_status st = sec ? bp_paramset_write_back(r->params, sec, err) : BP_OK;
+            if (st != BP_OK) return st;
+            config_setting_t *g = config_setting_add(pl, NULL, CONFIG_TYPE_GROUP);
+            if (!g) return bp_error_set(err, BP_ERR_NOMEM, "out of memory");
+            ADD_STR(g, "plugin", r->comp->desc->name);
+            ADD_STR(g, "version", r->comp->desc->version);
+            ADD_STR(g, "library", r->comp->plugin->plugin_name);
+            ADD_STR(g, "file", r->comp->plugin->path);
+        }
     }
     if (p->backend) {
         config_setting_t *g = config_setting_add(prov, "backend", CONFIG_TYPE_GROUP);
@@ -495,7 +611,24 @@ static bp_status load(bp_pipeline *p, const char *const *overrides, uint32_t n, 
     }
     config_setting_t *out = config_setting_get_member(root, "output");
     if (out && (st = output_configure(p, out, err)) != BP_OK) return st;
+    config_setting_t *mets = config_setting_get_member(root, "metrics");
+    if (mets) {
+        if ((st = bp_metrics_configure(p, mets, err)) != BP_OK) return st;
+        if (p->n_metrics && !p->out_dir)
+            return bp_error_set(
+                err, BP_ERR_INVALID,
+                "%s: metrics: the report goes to the output directory; add output = { dir = \"...\"; };",
+                bp_config_where(p->cfg, mets, where, sizeof where));
+        if (p->n_metrics && p->skip_existing)
+            return bp_error_set(err, BP_ERR_INVALID,
+                                "%s: metrics: output.skip_existing cannot be combined with metrics (the report needs "
+                                "every item); set it to false",
+                                bp_config_where(p->cfg, mets, where, sizeof where));
+        if (p->n_metrics && !(p->report = calloc(1, sizeof *p->report)))
+            return bp_error_set(err, BP_ERR_NOMEM, "out of memory");
+    }
     if ((st = negotiate(p, err)) != BP_OK) return st;
+    if ((st = bp_metrics_check_inputs(p, err)) != BP_OK) return st;
     if ((st = resolve_outputs(p, err)) != BP_OK) return st;
     write_plan(p);
     return record_provenance(p, overrides, n, err);
@@ -543,13 +676,11 @@ void bp_pipeline_free(bp_pipeline *p) {
         if (p->stages[k].st && p->stages[k].st->destroy) p->stages[k].st->destroy(p->stages[k].st);
         bp_paramset_free(p->stages[k].params);
     }
+    bp_metrics_free(p);
+    bp_report_free(p->report);
     bp_backend_free(p->backend);
     bp_paramset_free(p->backend_params);
-    for (size_t i = 0; i < p->n_files; i++) {
-        free(p->files[i].path);
-        free(p->files[i].item);
-    }
-    free(p->files);
+    bp_input_free(p);
     for (size_t i = 0; i < p->n_save; i++) free(p->save[i]);
     free(p->save);
     free(p->out_dir);

@@ -22,6 +22,7 @@
 #include "simulator.h"
 #include "registry.h"
 #include "pipeline.h"
+#include "report.h"
 #include "safetensors.h"
 #include "gguf.h"
 #include "quant.h"
