@@ -145,7 +145,7 @@ static bp_status check_pool(bp_backend *be, const char *op, const bp_pool2d_desc
     TRY(bp_ops_check_f32(be, op, "y", d->y, err));
     const bp_tensor *x = d->x, *y = d->y;
     char sx[96], sy[96];
-    if (x->ndim != 4 || y->ndim != 4 || d->kernel_h < 1 || d->kernel_w < 1 || d->stride_h < 1 || d->stride_w < 1 ||
+    if (x->ndim != 4 || y->ndim != 4 || x->shape[2] < 1 || x->shape[3] < 1 || d->kernel_h < 1 || d->kernel_w < 1 || d->stride_h < 1 || d->stride_w < 1 ||
         d->pad_h < 0 || d->pad_w < 0 || d->pad_h >= d->kernel_h || d->pad_w >= d->kernel_w)
         goto bad;
     int64_t oh = (x->shape[2] + 2 * d->pad_h - d->kernel_h) / d->stride_h + 1;

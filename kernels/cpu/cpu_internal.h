@@ -37,7 +37,12 @@ typedef struct bp_cpu_prim_key {
     uint32_t scalars[2]; /* float bit patterns (alpha, beta) */
 } bp_cpu_prim_key;
 
-enum { BP_CPU_PRIM_MATMUL = 1, BP_CPU_PRIM_CONV = 2 };
+enum {
+    BP_CPU_PRIM_MATMUL = 1,
+    BP_CPU_PRIM_CONV = 2,
+    BP_CPU_PRIM_CONV_BWD_DATA = 3,   /* conv2d_backward: dx */
+    BP_CPU_PRIM_CONV_BWD_WEIGHTS = 4 /* conv2d_backward: dw */
+};
 
 /* One created primitive with its memory objects (data handles are set
  * before every execution). */
@@ -75,6 +80,8 @@ typedef struct bp_cpu {
     size_t scratch_cap;
     float *widen;           /* F32 copies of BF16 matmul inputs */
     size_t widen_cap;       /* floats */
+    double *partials;       /* partial sums of the training ops' reductions (bp_cpu_partials) */
+    size_t partials_cap;    /* doubles */
 } bp_cpu;
 
 static inline bp_cpu *bp_cpu_of(bp_backend_impl *impl) { return (bp_cpu *)impl->self; }
@@ -83,6 +90,13 @@ static inline bp_cpu *bp_cpu_of(bp_backend_impl *impl) { return (bp_cpu *)impl->
 static inline int bp_cpu_threads_for(const bp_cpu *cpu, int64_t work) {
     return work >= BP_CPU_PARALLEL_MIN ? cpu->n_threads : 1;
 }
+
+/* Reductions of the training ops (sum_to, layernorm/batchnorm statistics and
+ * their backward sums, bias gradients) accumulate in double over a split of
+ * the reduced dimension that depends on the shape only — at most this many
+ * fixed chunks, combined in chunk order — never on the thread count, so their
+ * results are the same bytes for any `threads` setting. */
+#define BP_CPU_REDUCE_CHUNKS 64
 
 /* Split [0, n) into `parts` near-equal ranges; range `i` is [*lo, *hi). */
 static inline void bp_cpu_split(int64_t n, int parts, int i, int64_t *lo, int64_t *hi) {
@@ -142,6 +156,48 @@ bp_status bp_cpu_fill(bp_backend_impl *be, bp_tensor *y, float value, bp_error *
 /* cpu_get_rows.c */
 bp_status bp_cpu_get_rows(bp_backend_impl *be, const bp_tensor *table, const bp_tensor *ids, bp_tensor *y,
                           bp_error *err);
+
+/* --- training ops (ABI 1.1) --- */
+
+/* cpu_train_eltwise.c */
+bp_status bp_cpu_unary_backward(bp_backend_impl *be, int32_t op, const bp_tensor *x, const bp_tensor *dy,
+                                bp_tensor *dx, bp_error *err);
+bp_status bp_cpu_adamw(bp_backend_impl *be, const bp_adamw_desc *d, bp_error *err);
+
+/* cpu_train_rows.c */
+bp_status bp_cpu_softmax_backward(bp_backend_impl *be, const bp_tensor *y, const bp_tensor *dy, float scale,
+                                  bp_tensor *dx, bp_error *err);
+bp_status bp_cpu_layernorm_backward(bp_backend_impl *be, const bp_tensor *x, const bp_tensor *w,
+                                    const bp_tensor *dy, float eps, bp_tensor *dx, bp_tensor *dw, bp_tensor *db,
+                                    bp_error *err);
+
+/* cpu_train_reduce.c */
+bp_status bp_cpu_sum_to(bp_backend_impl *be, const bp_tensor *x, bp_tensor *y, bp_error *err);
+bp_status bp_cpu_add_rows(bp_backend_impl *be, const bp_tensor *src, const bp_tensor *ids, bp_tensor *table,
+                          bp_error *err);
+/* `n` zeroed doubles owned by the instance (grown on demand, kept between
+ * calls: no page faults per call), valid until the next call; NULL (and
+ * `err` set, naming `what`) when memory runs out. */
+double *bp_cpu_partials(bp_cpu *cpu, size_t n, const char *what, bp_error *err);
+/* Per-plane sums of `planes` contiguous planes of `plane` elements each, in
+ * double: sums[i] = Σ x[i·plane .. (i+1)·plane). Deterministic (each plane
+ * is summed by one thread in a fixed order). Shared by batchnorm and the
+ * conv2d bias gradient. */
+void bp_cpu_plane_sums(const bp_cpu *cpu, const float *x, int64_t planes, int64_t plane, double *sums);
+
+/* cpu_batchnorm.c */
+bp_status bp_cpu_batchnorm(bp_backend_impl *be, const bp_batchnorm_desc *d, bp_error *err);
+bp_status bp_cpu_batchnorm_backward(bp_backend_impl *be, const bp_batchnorm_desc *d, const bp_tensor *dy,
+                                    bp_tensor *dx, bp_tensor *dw, bp_tensor *db, bp_error *err);
+
+/* cpu_pool.c */
+bp_status bp_cpu_maxpool2d(bp_backend_impl *be, const bp_pool2d_desc *d, bp_error *err);
+bp_status bp_cpu_maxpool2d_backward(bp_backend_impl *be, const bp_pool2d_desc *d, const bp_tensor *dy,
+                                    bp_tensor *dx, bp_error *err);
+
+/* cpu_train_dnnl.c */
+bp_status bp_cpu_conv2d_backward(bp_backend_impl *be, const bp_conv2d_desc *d, const bp_tensor *dy, bp_tensor *dx,
+                                 bp_tensor *dw, bp_tensor *db, bp_error *err);
 
 /* cpu_layout.c: F16/BF16 rows <-> F32 (also used by get_rows and BF16 matmul widening). */
 void bp_cpu_f16_to_f32_row(const uint16_t *x, float *y, int64_t n);

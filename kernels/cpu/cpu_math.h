@@ -148,10 +148,11 @@ CM_INLINE float cm_exp_neg2(double v) {
     return cm_exp(-hi) * (1.0f - lo);
 }
 
-/* GELU, exact form: x·Φ(x) = 0.5·x·(1 + erf(x/√2)).
+/* Φ(x), the standard normal CDF, = ½·(1 + erf(x/√2)).
  * With a = |x|/√2: Φ(x) = 1 − ½·erfc(a) for x ≥ 0 and ½·erfc(a) for x < 0,
- * so no cancellation anywhere; erfc(a) = e^(−a²)·w·R(w), w = 1/(1 + a/2). */
-CM_INLINE float cm_gelu(float x) {
+ * so no cancellation anywhere; erfc(a) = e^(−a²)·w·R(w), w = 1/(1 + a/2).
+ * Φ(±inf) = 1 / 0 (|x| is clamped to 20, where Φ is 1 or below the float range). */
+CM_INLINE float cm_norm_cdf(float x) {
     float xc = x < -20.0f ? -20.0f : (x > 20.0f ? 20.0f : x);
     float a = cm_abs(xc) * 0.70710678118654752f;
     float w = 1.0f / (1.0f + 0.5f * a);
@@ -167,7 +168,12 @@ CM_INLINE float cm_gelu(float x) {
     r = r * w + 2.820644995e-01f;
     double xd = xc;
     float erfc_a = cm_exp_neg2(0.5 * xd * xd) * (w * r);
-    float phi = x >= 0.0f ? 1.0f - 0.5f * erfc_a : 0.5f * erfc_a;
+    return x >= 0.0f ? 1.0f - 0.5f * erfc_a : 0.5f * erfc_a;
+}
+
+/* GELU, exact form: x·Φ(x) = 0.5·x·(1 + erf(x/√2)). */
+CM_INLINE float cm_gelu(float x) {
+    float phi = cm_norm_cdf(x);
     float xm = x < -20.0f ? -20.0f : x; /* phi is 0 there: -0 also for -inf */
     return xm * phi;
 }

@@ -27,7 +27,7 @@ static const bp_descriptor cpu_descriptor = {
     sizeof(bp_descriptor),
     "cpu",
     "1.0.0",
-    "CPU compute backend: oneDNN matmul/conv2d, vectorised C for every other op",
+    "CPU compute backend: oneDNN matmul/conv2d (forward and backward), vectorised C for every other op",
     "ops checked against float64 references by tests/backend_ops",
     cpu_params,
     sizeof cpu_params / sizeof cpu_params[0],
@@ -88,6 +88,7 @@ static void cpu_destroy(bp_backend_impl *impl) {
     if (cpu->engine) dnnl_engine_destroy(cpu->engine);
     free(cpu->scratch);
     free(cpu->widen);
+    free(cpu->partials);
     free(cpu);
 }
 
@@ -112,6 +113,18 @@ static void cpu_fill_table(bp_backend_impl *t) {
     t->get_rows = bp_cpu_get_rows;
     t->fill = bp_cpu_fill;
     t->destroy = cpu_destroy;
+    /* ABI 1.1: training ops */
+    t->unary_backward = bp_cpu_unary_backward;
+    t->softmax_backward = bp_cpu_softmax_backward;
+    t->layernorm_backward = bp_cpu_layernorm_backward;
+    t->conv2d_backward = bp_cpu_conv2d_backward;
+    t->sum_to = bp_cpu_sum_to;
+    t->batchnorm = bp_cpu_batchnorm;
+    t->batchnorm_backward = bp_cpu_batchnorm_backward;
+    t->maxpool2d = bp_cpu_maxpool2d;
+    t->maxpool2d_backward = bp_cpu_maxpool2d_backward;
+    t->add_rows = bp_cpu_add_rows;
+    t->adamw = bp_cpu_adamw;
 }
 
 static bp_status cpu_create(const bp_host *host, uint32_t index, const bp_params *params, void **instance,

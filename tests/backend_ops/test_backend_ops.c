@@ -12,10 +12,17 @@
  * that the core rejects malformed calls with a message, and says which
  * backends were skipped and why.
  *
+ * The training ops (ABI 1.1) are tested in backend_ops_train.c, which also
+ * runs every training op twice on cpu instances with 1, 2 and 3 threads and
+ * checks the bytes (determinism).
+ *
  *   test_backend_ops [groups]   groups: comma-separated subset of matmul,
  *                               conv2d, unary, binary, affine, softmax, norms,
  *                               reduce, convert, permute, get_rows, fill,
- *                               rejects (default: all) */
+ *                               rejects, unary_backward, softmax_backward,
+ *                               layernorm_backward, conv2d_backward, sum_to,
+ *                               batchnorm, maxpool2d, add_rows, adamw,
+ *                               train_rejects, determinism (default: all) */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,150 +31,9 @@
 
 #include "batpipe/ops.h"
 #include "batpipe/registry.h"
+#include "backend_ops_train.h"
 #include "bp_test.h"
-
-/* ------------------------------------------------------------------ rng -- */
-
-typedef struct rng {
-    uint64_t s;
-} rng;
-
-static uint64_t rng_next(rng *r) {
-    uint64_t x = r->s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    r->s = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-static double rng_unit(rng *r) { return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
-static float rng_float(rng *r, double lo, double hi) { return (float)(lo + (hi - lo) * rng_unit(r)); }
-static int64_t rng_int(rng *r, int64_t n) { return (int64_t)(rng_next(r) % (uint64_t)n); }
-
-static void fill_uniform(rng *r, float *x, int64_t n, double lo, double hi) {
-    for (int64_t i = 0; i < n; i++) x[i] = rng_float(r, lo, hi);
-}
-
-/* ------------------------------------------------------------ bookkeeping -- */
-
-#define MAX_STATS 64
-
-typedef struct op_stat {
-    char name[32];
-    int cases, skipped, failed;
-    double max_err, tol;
-} op_stat;
-
-typedef struct suite {
-    bp_backend *be;
-    const char *label;
-    int must_implement_all;
-    rng r;
-    op_stat stats[MAX_STATS];
-    int n_stats;
-} suite;
-
-static op_stat *stat_of(suite *s, const char *name, double tol) {
-    for (int i = 0; i < s->n_stats; i++)
-        if (strcmp(s->stats[i].name, name) == 0) return &s->stats[i];
-    if (s->n_stats == MAX_STATS) return &s->stats[MAX_STATS - 1];
-    op_stat *st = &s->stats[s->n_stats++];
-    memset(st, 0, sizeof *st);
-    snprintf(st->name, sizeof st->name, "%s", name);
-    st->tol = tol;
-    return st;
-}
-
-/* Record one case: its status and, when it ran, its error. */
-static void record(suite *s, const char *op, double tol, bp_status status, const bp_error *err, double e,
-                   const char *what) {
-    op_stat *st = stat_of(s, op, tol);
-    if (status == BP_ERR_UNSUPPORTED && !s->must_implement_all) {
-        st->skipped++;
-        return;
-    }
-    if (status != BP_OK) {
-        st->failed++;
-        bp_test_failures++;
-        fprintf(stderr, "FAIL %s %s (%s): %s (%s)\n", s->label, op, what, err->msg, bp_status_name(status));
-        return;
-    }
-    st->cases++;
-    if (!(e <= st->max_err)) st->max_err = e;
-    if (!(e <= tol)) {
-        st->failed++;
-        bp_test_failures++;
-        fprintf(stderr, "FAIL %s %s (%s): error %.3g > tolerance %.3g\n", s->label, op, what, e, tol);
-    }
-}
-
-/* max_i |y_i − ref_i| / max(|ref_i|, scale_i, tiny); NaN/inf must match. */
-static double max_err(const float *y, const double *ref, const double *scale, int64_t n) {
-    double m = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        if (isnan(ref[i])) {
-            if (!isnan(y[i])) return INFINITY;
-            continue;
-        }
-        if (isinf(ref[i])) {
-            if ((double)y[i] != ref[i]) return INFINITY;
-            continue;
-        }
-        double den = fabs(ref[i]);
-        if (scale && scale[i] > den) den = scale[i];
-        if (den < 1e-30) den = 1e-30;
-        double e = fabs((double)y[i] - ref[i]) / den;
-        if (!(e <= m)) m = isnan(e) ? INFINITY : e;
-    }
-    return m;
-}
-
-/* ---------------------------------------------------------- tensor help -- */
-
-static size_t shape_numel(int32_t nd, const int64_t *shape) {
-    size_t n = 1;
-    for (int32_t i = 0; i < nd; i++) n *= (size_t)shape[i];
-    return n;
-}
-
-/* A tensor on the backend holding a copy of `host` (NULL: left as allocated). */
-static bp_tensor *dev_tensor(suite *s, int32_t dtype, int32_t nd, const int64_t *shape, const void *host) {
-    bp_tensor *t = NULL;
-    bp_error err = BP_ERROR_INIT;
-    bp_status st = bp_tensor_new(s->be, dtype, nd, shape, &t, &err);
-    if (st != BP_OK) {
-        fprintf(stderr, "FAIL %s: bp_tensor_new: %s\n", s->label, err.msg);
-        bp_test_failures++;
-        return NULL;
-    }
-    if (host) {
-        st = bp_tensor_write(t, host, bp_tensor_nbytes(t), &err);
-        if (st != BP_OK) {
-            fprintf(stderr, "FAIL %s: bp_tensor_write: %s\n", s->label, err.msg);
-            bp_test_failures++;
-        }
-    }
-    return t;
-}
-
-static void dev_read(suite *s, const bp_tensor *t, void *host) {
-    bp_error err = BP_ERROR_INIT;
-    bp_status st = bp_tensor_read(t, host, bp_tensor_nbytes(t), &err);
-    if (st != BP_OK) {
-        fprintf(stderr, "FAIL %s: bp_tensor_read: %s\n", s->label, err.msg);
-        bp_test_failures++;
-    }
-}
-
-static void *xalloc(size_t bytes) {
-    void *p = calloc(bytes ? bytes : 1, 1);
-    if (!p) {
-        fprintf(stderr, "test: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
+#include "ops_test_util.h"
 
 static float bf16_round(float x) { return bp_bf16_to_f32(bp_f32_to_bf16(x)); }
 
@@ -369,47 +235,6 @@ static void test_conv2d(suite *s) {
 }
 
 /* ------------------------------------------------------------------- unary -- */
-
-static double ref_unary(int op, double x) {
-    switch (op) {
-    case BP_UNARY_NEG: return -x;
-    case BP_UNARY_ABS: return fabs(x);
-    case BP_UNARY_SQR: return x * x;
-    case BP_UNARY_SQRT: return sqrt(x);
-    case BP_UNARY_EXP: return exp(x);
-    case BP_UNARY_LOG: return log(x);
-    case BP_UNARY_SIN: return sin(x);
-    case BP_UNARY_COS: return cos(x);
-    case BP_UNARY_TANH: return tanh(x);
-    case BP_UNARY_SIGMOID: return 1.0 / (1.0 + exp(-x));
-    case BP_UNARY_RELU: return x > 0 ? x : 0.0;
-    case BP_UNARY_GELU: return 0.5 * x * erfc(-x / sqrt(2.0));
-    case BP_UNARY_GELU_TANH: {
-        double u = sqrt(2.0 / 3.14159265358979323846) * (x + 0.044715 * x * x * x);
-        return x / (1.0 + exp(-2.0 * u)); /* = 0.5·x·(1 + tanh(u)), without cancellation */
-    }
-    case BP_UNARY_SILU: return x / (1.0 + exp(-x));
-    }
-    return NAN;
-}
-
-/* Input range of each op: positive for sqrt/log, wide enough to reach the tails. */
-static void unary_range(int op, double *lo, double *hi) {
-    *lo = -4, *hi = 4;
-    switch (op) {
-    case BP_UNARY_SQRT: *lo = 1e-3, *hi = 100; break;
-    case BP_UNARY_LOG: *lo = 1e-3, *hi = 1e3; break;
-    case BP_UNARY_EXP: *lo = -30, *hi = 30; break;
-    case BP_UNARY_SIN:
-    case BP_UNARY_COS: *lo = -20, *hi = 20; break;
-    case BP_UNARY_TANH: *lo = -6, *hi = 6; break;
-    case BP_UNARY_SIGMOID:
-    case BP_UNARY_SILU: *lo = -20, *hi = 20; break;
-    case BP_UNARY_GELU:
-    case BP_UNARY_GELU_TANH: *lo = -9, *hi = 9; break;
-    default: break;
-    }
-}
 
 static void test_unary(suite *s, int64_t big) {
     const int64_t sizes[][3] = {{1, 1, 1}, {1, 3, 37}, {2, 5, 100}, {1, 1, big}};
@@ -1078,9 +903,10 @@ static const char *g_only = NULL;
 
 static int wanted(const char *group) {
     if (!g_only) return 1;
-    const char *p = strstr(g_only, group);
     size_t n = strlen(group);
-    return p && (p == g_only || p[-1] == ',') && (p[n] == '\0' || p[n] == ',');
+    for (const char *p = strstr(g_only, group); p; p = strstr(p + 1, group)) /* "conv2d" also in "conv2d_backward" */
+        if ((p == g_only || p[-1] == ',') && (p[n] == '\0' || p[n] == ',')) return 1;
+    return 0;
 }
 
 static void run_suite(suite *s) {
@@ -1098,6 +924,7 @@ static void run_suite(suite *s) {
     if (wanted("get_rows")) test_get_rows(s);
     if (wanted("fill")) test_fill(s, big);
     if (wanted("rejects")) test_rejects(s);
+    train_ops_run(s, wanted, big);
     printf("backend %s — %s; %s memory, %d thread(s), BF16 matmul %s\n", s->label, bp_backend_device(s->be),
            bp_backend_is_host(s->be) ? "host" : "device", (int)bp_backend_threads(s->be),
            bp_backend_has_bf16(s->be) ? "native" : "not native");
@@ -1141,6 +968,33 @@ static void run_backend(bp_registry *reg, const char *name, const char *label, c
     bp_backend_free(be);
     bp_paramset_free(ps);
     (*n_run)++;
+}
+
+/* cpu instances that differ only in their thread count (the last one also
+ * without a primitive cache), for train_ops_determinism. */
+static void run_determinism(bp_registry *reg) {
+    static const char *const kvs[][2] = {{"threads=1", NULL}, {"threads=2", NULL},
+                                         {"threads=3", "primitive_cache=0"}};
+    static const char *const labels[] = {"threads=1", "threads=2", "threads=3,primitive_cache=0"};
+    const bp_component_info *c = bp_registry_find(reg, BP_KIND_BACKEND, "cpu");
+    bp_backend *bes[3] = {NULL, NULL, NULL};
+    bp_paramset *ps[3] = {NULL, NULL, NULL};
+    int ok = c != NULL;
+    for (int k = 0; k < 3 && ok; k++) {
+        bp_error err = BP_ERROR_INIT;
+        bp_status st = bp_paramset_from_strings(c->desc, kvs[k], kvs[k][1] ? 2 : 1, &ps[k], &err);
+        if (st == BP_OK) st = bp_registry_create_backend(reg, "cpu", bp_paramset_params(ps[k]), &bes[k], &err);
+        if (st != BP_OK) {
+            fprintf(stderr, "FAIL: cpu backend %s: %s\n", labels[k], err.msg);
+            bp_test_failures++;
+            ok = 0;
+        }
+    }
+    if (ok) train_ops_determinism(bes, labels, 3);
+    for (int k = 0; k < 3; k++) {
+        bp_backend_free(bes[k]);
+        bp_paramset_free(ps[k]);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -1192,6 +1046,8 @@ int main(int argc, char **argv) {
     else if (skipped[0])
         printf("backends skipped: %s\n", skipped);
     printf("%d backend configuration(s) tested\n", n_run);
+    if (have_cpu && wanted("determinism")) run_determinism(reg);
     bp_registry_free(reg);
+    bp_test_failures += train_ops_failures();
     return TEST_RESULT();
 }

@@ -42,8 +42,10 @@
  *                      trailing dims of x's shape (the inverse of the binary
  *                      broadcast rule); y = [1] sums everything.
  *  batchnorm           see bp_batchnorm_desc (backend.h).
- *  batchnorm_backward  train-mode gradients through the batch statistics: given the
- *                      forward's x, w, mean, var and dy: dx, dw, db (each may be NULL).
+ *  batchnorm_backward  given the forward's x, w, mean, var and dy: dx, dw, db (each may
+ *                      be NULL); with training = 1 the gradient flows through the batch
+ *                      statistics, with training = 0 mean/var are constants.
+ *  For every backward op, dx may alias dy.
  *  maxpool2d           see bp_pool2d_desc; maxpool2d_backward scatters dy to the
  *                      recorded argmax positions (dx is overwritten).
  *  add_rows            table[ids[i]] += src[i] for every i (ids I32 [n], src [n, D],
