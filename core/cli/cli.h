@@ -44,6 +44,7 @@ int cmd_synth(cli_ctx *c, int argc, char **argv);
 int cmd_sources(cli_ctx *c, int argc, char **argv);
 int cmd_ask(cli_ctx *c, int argc, char **argv);
 int cmd_report(cli_ctx *c, int argc, char **argv);
+int cmd_train(cli_ctx *c, int argc, char **argv);
 
 /* run.c: print a run summary */
 struct bp_run_summary;

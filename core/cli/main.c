@@ -19,6 +19,7 @@ static void usage(FILE *f) {
             "  synth DATA.cfg | synth merge DIR  generate a SpatialSoundQA-style set (docs/synth.md)\n"
             "  sources fetch|build|import ...    the real-recordings source corpus (docs/sources.md)\n"
             "  report DIR... [-o TABLE.md]       evaluation reports of several runs as one table (docs/metrics.md)\n"
+            "  train FILE.cfg [--resume]         train an encoder (docs/train.md)\n"
             "  version                           print versions\n"
             "  help                              this text\n"
             "\n"
@@ -67,6 +68,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "sources") == 0) rc = cmd_sources(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "ask") == 0) rc = cmd_ask(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "report") == 0) rc = cmd_report(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "train") == 0) rc = cmd_train(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "version") == 0) {
         printf("batpipe %s (plugin ABI %d.%d)\n", BP_VERSION_STRING, BP_ABI_MAJOR, BP_ABI_MINOR);
         rc = 0;
