@@ -336,6 +336,10 @@ static bp_status load(bp_registry *reg, train_cfg *c, const char *const *overrid
         c->init_strict = (int32_t)bp_params_bool(bp_paramset_params(ps), "strict");
         bp_paramset_free(ps);
         if (!c->init_weights) return bp_error_set(err, BP_ERR_NOMEM, "train: out of memory");
+        if (!c->init_weights[0]) { /* weights = "": no initial weights (random init) */
+            free(c->init_weights);
+            c->init_weights = NULL;
+        }
     }
 
     /* frontend normalisation */
