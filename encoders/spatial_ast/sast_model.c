@@ -23,7 +23,9 @@ static bp_status register_all(sast_model *m, bp_error *err) {
     /* Top-level parameters first (PyTorch lists a module's own parameters
      * before its submodules'): pos_embed is frozen (requires_grad=False). */
     TRY(bp_nn_params_add(ps, "pos_embed", BP_DTYPE_F32, 3, s_pos, 0, 0, &m->pos_embed, err));
-    TRY(bp_nn_params_add(ps, "cls_tokens", BP_DTYPE_F32, 3, s_cls, BP_NN_TRAINABLE, top, &m->cls_tokens, err));
+    /* decayed, as the official param_groups_lrd does (its no-decay list says "cls_token") */
+    TRY(bp_nn_params_add(ps, "cls_tokens", BP_DTYPE_F32, 3, s_cls, BP_NN_TRAINABLE | BP_NN_DECAY, top, &m->cls_tokens,
+                         err));
     m->d_cls = bp_nn_params_grad_of(ps, m->cls_tokens);
     TRY(bp_nn_patch_embed_init(&m->patch, ps, "patch_embed", 1, c->dim, SAST_PATCH, SAST_PATCH, W_FLAGS, 0, err));
     m->blocks = calloc((size_t)c->depth, sizeof *m->blocks);
@@ -130,13 +132,15 @@ bp_status sast_model_load(sast_model *m, const char *path, bp_error *err) {
     /* Tensors of the official state dict that belong to the front end
      * (melipd reads bn.* itself) or to unused modules: accepted, not used.
      * blocks2.*: four extra blocks an older official vision_transformer.py
-     * created and never ran. */
+     * created and never ran. The log-mel BatchNorm has one channel per ear
+     * (2), or 1 for the monaural variant. */
+    const int64_t bn_ch = m->cfg.in_ch == 1 ? 1 : 2;
     const bp_nn_extra_name extra[] = {
         {"spectrogram_extractor.conv_real.weight", 3, {513, 1, 1024}},
         {"spectrogram_extractor.conv_imag.weight", 3, {513, 1, 1024}},
         {"logmel_extractor.melW", 2, {513, 128}},
-        {"bn.running_mean", 1, {2}},
-        {"bn.running_var", 1, {2}},
+        {"bn.running_mean", 1, {bn_ch}},
+        {"bn.running_var", 1, {bn_ch}},
         {"bn.num_batches_tracked", 0, {0}},
         {"blocks2.*", -1, {0}},
     };

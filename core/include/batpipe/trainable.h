@@ -29,7 +29,8 @@ typedef struct bp_train_param {
     bp_tensor *value;     /* on the stage's backend; owned by the stage */
     bp_tensor *grad;      /* same shape, accumulated by backward; NULL for buffers and frozen tensors */
     int32_t trainable;    /* 0: a buffer (BatchNorm running stats, num_batches_tracked) or frozen (pos_embed) */
-    int32_t decay;        /* 1: weight decay applies (not for biases, norms, 1-D tensors, pos_embed, cls tokens) */
+    int32_t decay;        /* 1: weight decay applies (as the model's official recipe;
+                             usually not biases, norms, 1-D tensors, pos_embed) */
     int32_t layer_id;     /* for layer-wise lr decay: 0 = input embedding, 1..n_layers-2 = blocks,
                              n_layers-1 = everything after the blocks (heads, norms, cls tokens, conv block) */
 } bp_train_param;

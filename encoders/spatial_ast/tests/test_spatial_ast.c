@@ -272,7 +272,7 @@ static void test_trainable_table(env *e) {
         const char *name;
         int trainable, decay, layer;
     } want[] = {{"pos_embed", 0, 0, 0},
-                {"cls_tokens", 1, 0, 4},
+                {"cls_tokens", 1, 1, 4},   /* decayed, as the official recipe */
                 {"patch_embed.proj.weight", 1, 1, 0},
                 {"patch_embed.proj.bias", 1, 0, 0},
                 {"blocks.0.attn.qkv.weight", 1, 1, 1},
@@ -547,6 +547,69 @@ static void test_weights(env *e) {
     rmdir(dir);
 }
 
+/* The state plus the front end's log-mel BatchNorm statistics with bn_ch
+ * channels, as `batpipe train` writes them into weights.safetensors. */
+static void save_with_bn(bp_stage *st, const char *path, int64_t bn_ch) {
+    bp_error err = BP_ERROR_INIT;
+    const bp_trainable *tr = trainable(st);
+    bp_st_writer *w = NULL;
+    CHECK_OK(bp_st_writer_new(&w, &err), &err);
+    uint32_t n = tr->param_count(st);
+    void **bufs = calloc(n, sizeof *bufs);
+    for (uint32_t i = 0; i < n; i++) {
+        bp_train_param p;
+        CHECK_OK(tr->param_at(st, i, &p, &err), &err);
+        bufs[i] = malloc(bp_tensor_nbytes(p.value));
+        CHECK_OK(bp_tensor_read(p.value, bufs[i], bp_tensor_nbytes(p.value), &err), &err);
+        bp_tensor h = bp_tensor_view(p.value->dtype, p.value->ndim, p.value->shape, bufs[i]);
+        CHECK_OK(bp_st_writer_add(w, p.name, &h, &err), &err);
+    }
+    float mean[2] = {-40.0f, -41.0f}, var[2] = {700.0f, 710.0f};
+    bp_tensor tm = bp_tensor_view(BP_DTYPE_F32, 1, &bn_ch, mean), tv = bp_tensor_view(BP_DTYPE_F32, 1, &bn_ch, var);
+    CHECK_OK(bp_st_writer_add(w, "bn.running_mean", &tm, &err), &err);
+    CHECK_OK(bp_st_writer_add(w, "bn.running_var", &tv, &err), &err);
+    CHECK_OK(bp_st_writer_write(w, path, &err), &err);
+    bp_st_writer_free(w);
+    for (uint32_t i = 0; i < n; i++) free(bufs[i]);
+    free(bufs);
+}
+
+/* bn.* belongs to the front end: one channel per ear, one for the monaural
+ * variant; the encoder accepts it with that shape and rejects the other. */
+static void test_weights_frontend_bn(env *e) {
+    bp_error err = BP_ERROR_INIT;
+    char dir[] = "/tmp/bp_sast_bn_XXXXXX", f1[256], f2[256], w1[300], w2[300];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(f1, sizeof f1, "%s/mono.safetensors", dir);
+    snprintf(f2, sizeof f2, "%s/bin.safetensors", dir);
+    snprintf(w1, sizeof w1, "weights=\"%s\"", f1);
+    snprintf(w2, sizeof w2, "weights=\"%s\"", f2);
+    const char *inputs[2] = {"input=\"mel_mono\"", "input=\"mel_binaural\""};
+    const char *files[2] = {f1, f2}, *wparams[2] = {w1, w2};
+    for (int k = 0; k < 2; k++) {
+        bp_paramset *ps = NULL, *ps2 = NULL;
+        const char *kv[] = {"dim=16", "depth=1", "heads=2", "n_classes=5", inputs[k]};
+        bp_stage *a = make(e, kv, 5, &ps, &err);
+        CHECKF(a != NULL, "%s", err.msg);
+        if (!a) continue;
+        save_with_bn(a, files[k], k == 0 ? 1 : 2);
+        const char *kv2[] = {"dim=16", "depth=1", "heads=2", "n_classes=5", inputs[k], wparams[k]};
+        bp_stage *b = make(e, kv2, 6, &ps2, &err);
+        CHECKF(b != NULL, "%s: %s", inputs[k], err.msg);
+        if (b) drop(b, ps2);
+        /* the other variant's statistics do not fit */
+        const char *kv3[] = {"dim=16", "depth=1", "heads=2", "n_classes=5", inputs[k], wparams[1 - k]};
+        save_with_bn(a, files[1 - k], k == 0 ? 2 : 1);
+        b = make(e, kv3, 6, &ps2, &err);
+        CHECKF(b == NULL && strstr(err.msg, "bn.running_mean"), "%s: %s", inputs[k], err.msg);
+        if (b) drop(b, ps2);
+        drop(a, ps);
+        unlink(f1);
+        unlink(f2);
+    }
+    rmdir(dir);
+}
+
 int main(void) {
     bp_error err = BP_ERROR_INIT;
     env e = {NULL, NULL, NULL};
@@ -567,6 +630,7 @@ int main(void) {
     test_trainable_table(&e);
     test_training(&e);
     test_weights(&e);
+    test_weights_frontend_bn(&e);
     bp_backend_free(e.be);
     bp_paramset_free(bps);
     bp_registry_free(e.reg);
