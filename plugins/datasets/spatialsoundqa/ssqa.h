@@ -63,6 +63,7 @@ typedef struct ssqa_audio_opts {
     double rms_dbfs;
     int32_t undo_gain; /* generated clips: divide by the recorded gain */
     const char *audio_root, *reverb_root;
+    int32_t resample; /* bp_resample_quality for files at another rate */
 } ssqa_audio_opts;
 
 bp_status ssqa_audio_new(const ssqa_audio_opts *o, ssqa_audio **out, bp_error *err);

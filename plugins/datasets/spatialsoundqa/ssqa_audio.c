@@ -111,7 +111,7 @@ static char *find(const char *dir, const char *rel, const char *const *exts, uin
 /* Generated clip: the FLAC, gain undone, padded/cut. */
 static bp_status load_rendered(ssqa_audio *a, const ssqa_entry *e, bp_error *err) {
     bp_tensor *t = NULL;
-    bp_status st = bp_audio_read(e->audio_path, a->o.sample_rate, 2, BP_RESAMPLE_BEST, &t, NULL, err);
+    bp_status st = bp_audio_read(e->audio_path, a->o.sample_rate, 2, (bp_resample_quality)a->o.resample, &t, NULL, err);
     if (st != BP_OK) return st;
     float g = a->o.undo_gain ? (float)pow(10.0, -e->gain_db / 20.0) : 1.0f;
     int64_t n = t->shape[1], W = a->o.clip_samples, m = n < W ? n : W;
@@ -149,7 +149,7 @@ static bp_status add_official(ssqa_audio *a, const ssqa_entry *e, int k, float s
                             e->reverb_id[k], e->reverb_id[k], a->o.reverb_root);
     }
     bp_tensor *src = NULL, *rir = NULL;
-    bp_status st = bp_audio_read(ap, a->o.sample_rate, 0, BP_RESAMPLE_BEST, &src, NULL, err);
+    bp_status st = bp_audio_read(ap, a->o.sample_rate, 0, (bp_resample_quality)a->o.resample, &src, NULL, err);
     if (st == BP_OK) st = ssqa_npy_read_binaural(rp, &rir, err);
     free(ap);
     free(rp);
