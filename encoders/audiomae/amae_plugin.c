@@ -120,20 +120,7 @@ static int32_t tr_n_layers(bp_stage *st) { return (int32_t)model_of(st)->cfg.dep
 static uint32_t tr_param_count(bp_stage *st) { return model_of(st)->params.count; }
 
 static bp_status tr_param_at(bp_stage *st, uint32_t index, bp_train_param *out, bp_error *err) {
-    amae_model *m = model_of(st);
-    if (index >= m->params.count)
-        return bp_error_set(err, BP_ERR_NOT_FOUND, NAME ": no parameter %u (there are %u)", (unsigned)index,
-                            (unsigned)m->params.count);
-    const bp_nn_param *p = &m->params.items[index];
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
-    out->name = p->name;
-    out->value = p->value;
-    out->grad = p->grad;
-    out->trainable = (p->flags & BP_NN_TRAINABLE) != 0;
-    out->decay = (p->flags & BP_NN_DECAY) != 0;
-    out->layer_id = p->layer_id;
-    return BP_OK;
+    return bp_nn_params_describe(&model_of(st)->params, index, NAME, out, err);
 }
 
 static bp_status tr_set_training(bp_stage *st, int32_t training, bp_error *err) {
@@ -149,14 +136,8 @@ static bp_status tr_forward(bp_stage *st, const bp_tensor *input, const bp_train
     amae_model *m = model_of(st);
     amae_step s = {0, 0.0, 0.0, 0, 0, -1.0f};
     if (step) {
-        if (step->struct_size < sizeof *step)
-            return bp_error_set(err, BP_ERR_ABI, NAME ": bp_train_step of %u bytes, expected %zu",
-                                (unsigned)step->struct_size, sizeof *step);
-        if (!(step->mask_t_prob >= 0 && step->mask_t_prob < 1 && step->mask_f_prob >= 0 && step->mask_f_prob < 1 &&
-              step->specaug_time >= 0 && step->specaug_freq >= 0 && step->drop_path < 1))
-            return bp_error_set(err, BP_ERR_INVALID,
-                                NAME
-                                ": step needs 0 <= mask probabilities < 1, SpecAugment widths >= 0, drop_path < 1");
+        bp_status rc = bp_nn_train_step_check(step, NAME, err);
+        if (rc != BP_OK) return rc;
         s.seed = step->seed;
         s.mask_t = step->mask_t_prob;
         s.mask_f = step->mask_f_prob;

@@ -84,6 +84,7 @@
 #include "batpipe/error.h"
 #include "batpipe/ops.h"
 #include "batpipe/tensor.h"
+#include "batpipe/trainable.h"
 
 /* ================================================================ views == */
 
@@ -183,6 +184,14 @@ bp_tensor *bp_nn_params_grad_of(const bp_nn_params *ps, const bp_tensor *value);
 bp_status bp_nn_params_zero_grad(bp_nn_params *ps, bp_error *err);
 /* Total elements of the trainable parameters (for logs). */
 int64_t bp_nn_params_trainable_numel(const bp_nn_params *ps);
+/* The trainable extension's param_at for a model built on bp_nn: parameter
+ * `index` in registration order with its flags and layer id; `who` names
+ * the plugin in the error for an index out of range (nn_trainable.c). */
+bp_status bp_nn_params_describe(const bp_nn_params *ps, uint32_t index, const char *who, bp_train_param *out,
+                                bp_error *err);
+/* Checks a training forward's step: its struct size, 0 <= mask
+ * probabilities < 1, SpecAugment widths >= 0, drop_path < 1. */
+bp_status bp_nn_train_step_check(const bp_train_step *step, const char *who, bp_error *err);
 
 /* Names the loader accepts in a file without a registered tensor: `name`
  * with exactly `shape` (ndim < 0: any shape, ignored unchecked); a name
