@@ -64,7 +64,7 @@ static bp_status init_random(amae_model *m, bp_error *err) {
         } else if (strcmp(n, "patch_embed.proj.weight") == 0 || strcmp(n, "patch_embed.proj.bias") == 0) {
             TRY(bp_nn_init_uniform(p->value, seed, pur, 1.0 / AMAE_PATCH, err));
         } else if (strcmp(n, "head.weight") == 0) {
-            TRY(bp_nn_init_trunc_normal(p->value, seed, pur, 2e-5, -2.0, 2.0, err));
+            TRY(bp_nn_init_trunc_normal(p->value, seed, pur, m->cfg.head_init_std, -2.0, 2.0, err));
         } else if (strncmp(n, "blocks.", 7) == 0 && p->value->ndim == 2) {
             TRY(bp_nn_init_trunc_normal(p->value, seed, pur, 0.02, -2.0, 2.0, err));
         }

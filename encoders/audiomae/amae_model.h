@@ -30,6 +30,7 @@ typedef struct amae_cfg {
     int64_t dim, depth, heads, mlp_hidden, n_classes;
     float drop_path;    /* default stochastic-depth rate of the last block (training) */
     uint64_t init_seed; /* random initialisation when no weights are given */
+    double head_init_std;           /* std of the heads' random weights (official 2e-5) */
 } amae_cfg;
 
 typedef struct amae_model {

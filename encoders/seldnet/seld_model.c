@@ -118,7 +118,7 @@ static bp_status init_random(seld_model *m, bp_error *err) {
             const bp_nn_param *bias = &m->params.items[i + 1];
             TRY(bp_nn_init_uniform(bias->value, seed, bp_nn_rng_purpose(bias->name), 1.0 / sqrt(fan_in), err));
         } else if (is_head && has_suffix(n, ".weight")) {
-            TRY(bp_nn_init_trunc_normal(p->value, seed, pur, 2e-5, -2.0, 2.0, err));
+            TRY(bp_nn_init_trunc_normal(p->value, seed, pur, m->cfg.head_init_std, -2.0, 2.0, err));
         } else if (is_head && has_suffix(n, ".bias") && !has_prefix(n, "head.")) {
             TRY(bp_nn_init_uniform(p->value, seed, pur, 1.0 / sqrt((double)D), err));
         } else if ((has_prefix(n, "blocks.") || has_prefix(n, "bridge.")) && p->value->ndim == 2) {

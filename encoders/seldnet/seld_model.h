@@ -40,6 +40,7 @@ typedef struct seld_cfg {
     int32_t pool_f[SELD_MAX_CONV];   /* ... and over frequency */
     float drop_path;                 /* default stochastic-depth rate of the last block (training) */
     uint64_t init_seed;              /* random initialisation when no weights are given */
+    double head_init_std;           /* std of the heads' random weights (official 2e-5) */
 } seld_cfg;
 
 /* One SELDnet conv block: "conv_blocks.i.conv", "conv_blocks.i.bn". */

@@ -79,7 +79,7 @@ static bp_status init_random(sast_model *m, bp_error *err) {
         } else if (strcmp(n, "conv_downsample.0.weight") == 0) {
             TRY(bp_nn_init_uniform(p->value, seed, pur, 1.0 / sqrt(9.0 * (double)m->cfg.in_ch), err));
         } else if (is_head && is_weight) {
-            TRY(bp_nn_init_trunc_normal(p->value, seed, pur, 2e-5, -2.0, 2.0, err));
+            TRY(bp_nn_init_trunc_normal(p->value, seed, pur, m->cfg.head_init_std, -2.0, 2.0, err));
         } else if (is_head && is_bias && strncmp(n, "head.", 5) != 0) {
             TRY(bp_nn_init_uniform(p->value, seed, pur, 1.0 / sqrt((double)D), err));
         } else if (strncmp(n, "blocks.", 7) == 0 && p->value->ndim == 2) {

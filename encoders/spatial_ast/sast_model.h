@@ -34,6 +34,7 @@ typedef struct sast_cfg {
     int64_t dim, depth, heads, mlp_hidden, n_classes, in_ch;
     float drop_path;    /* default stochastic-depth rate of the last block (training) */
     uint64_t init_seed; /* random initialisation when no weights are given */
+    double head_init_std;           /* std of the heads' random weights (official 2e-5) */
 } sast_cfg;
 
 typedef struct sast_model {

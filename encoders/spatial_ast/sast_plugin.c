@@ -24,6 +24,8 @@ static const bp_param_spec sast_params[] = {
      "input maps: melipd = 4 (binaural log-mel + IPD cos/sin), mel_binaural = 2, mel_mono = 1"},
     {sizeof(bp_param_spec), "init_seed", BP_PARAM_INT, "0", 0, 9007199254740991.0, NULL,
      "seed of the official random initialisation (used when no weights are given)"},
+    {sizeof(bp_param_spec), "head_init_std", BP_PARAM_FLOAT, "2e-5", 0.0, 1.0, NULL,
+     "std of the heads' random initial weights (official: 2e-5; from scratch, 0.02 learns faster)"},
     {sizeof(bp_param_spec), "drop_path", BP_PARAM_FLOAT, "0.1", 0.0, 0.99, NULL,
      "stochastic depth rate of the last block in training (linear from 0), unless the trainer sets one"},
 };
@@ -198,6 +200,7 @@ static bp_status sast_create(const bp_host *host, uint32_t index, const bp_param
     cfg.in_ch = input && strcmp(input, "mel_binaural") == 0 ? 2 : input && strcmp(input, "mel_mono") == 0 ? 1 : 4;
     cfg.init_seed = (uint64_t)bp_params_int(params, "init_seed");
     cfg.drop_path = (float)bp_params_float(params, "drop_path");
+    cfg.head_init_std = bp_params_float(params, "head_init_std");
     if (cfg.dim % cfg.heads != 0 || cfg.dim % 4 != 0)
         return bp_error_set(err, BP_ERR_INVALID,
                             NAME ": parameter 'dim' = %lld must be a multiple of 4 and of 'heads' = %lld",

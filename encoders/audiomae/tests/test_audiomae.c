@@ -149,7 +149,7 @@ static void save_state(bp_stage *st, const char *path, const char *skip, const c
 
 static void test_descriptor(env *e) {
     const bp_descriptor *d = e->comp->desc;
-    const char *names[] = {"weights", "dim", "depth", "heads", "mlp_ratio", "n_classes", "init_seed", "drop_path"};
+    const char *names[] = {"weights", "dim", "depth", "heads", "mlp_ratio", "n_classes", "init_seed", "head_init_std", "drop_path"};
     const uint32_t n_names = sizeof names / sizeof names[0];
     CHECK(d->n_params == n_names);
     for (uint32_t i = 0; i < d->n_params && i < n_names; i++) {
@@ -309,6 +309,21 @@ static void test_eval(env *e) {
     free(pe);
     free(w);
     drop(st4, ps4);
+    /* head_init_std: the heads' weights are drawn with the given std instead (from scratch) */
+    const char *kv5[] = {"dim=32", "depth=2", "heads=4", "n_classes=10", "init_seed=7", "head_init_std=0.02"};
+    bp_paramset *ps5;
+    bp_stage *st5 = make(e, kv5, 6, &ps5, &err);
+    CHECK_OK(st5 ? BP_OK : BP_ERR_INVALID, &err);
+    if (st5) {
+        float *h5 = read_all(param(st5, "head.weight").value);
+        double sh5 = 0;
+        for (int i = 0; i < 10 * 32; i++) sh5 += (double)h5[i] * h5[i];
+        sh5 = sqrt(sh5 / (10 * 32));
+        printf("init: head_init_std=0.02 gives head std %.4f\n", sh5);
+        CHECK(sh5 > 0.017 && sh5 < 0.023);
+        free(h5);
+        drop(st5, ps5);
+    }
     for (int i = 0; i < N_OUT; i++) free(all[i]);
     free(xv);
     free_outputs(outs);

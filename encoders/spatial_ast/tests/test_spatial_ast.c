@@ -117,9 +117,9 @@ static bp_train_param param(bp_stage *st, const char *name) {
 static void test_descriptor(env *e) {
     const bp_descriptor *d = e->comp->desc;
     const char *names[] = {"weights", "dim", "depth", "heads", "mlp_ratio", "n_classes", "input", "init_seed",
-                           "drop_path"};
-    CHECK(d->n_params == 9);
-    for (uint32_t i = 0; i < d->n_params && i < 9; i++) {
+                           "head_init_std", "drop_path"};
+    CHECK(d->n_params == 10);
+    for (uint32_t i = 0; i < d->n_params && i < 10; i++) {
         CHECK(!strcmp(d->params[i].name, names[i]));
         CHECK(d->params[i].help && strlen(d->params[i].help) > 10);
     }

@@ -343,7 +343,7 @@ int main(void) {
     /* --------------------------------------------- 3. model internals -- */
     printf("3. internals (model code linked in):\n");
     {
-        sast_cfg cfg = {64, 2, 4, 256, 355, 4, 0.1f, 0};
+        sast_cfg cfg = {64, 2, 4, 256, 355, 4, 0.1f, 0, 2e-5};
         sast_model m;
         CHECK_OK(sast_model_init(&m, &cfg, be, 0, &err), &err);
         CHECK_OK(sast_model_load(&m, wpath, &err), &err);
