@@ -514,6 +514,9 @@ static void model_free(model *m) {
     memset(m, 0, sizeof *m);
 }
 
+/* --precision: the encoder's inference precision (f32 | bf16; training is F32 either way) */
+static const char *g_precision = "f32";
+
 static bp_status model_create(model *m, bp_registry *reg, bp_backend *be, const model_cfg *c, const char *weights,
                               bp_error *err) {
     memset(m, 0, sizeof *m);
@@ -523,7 +526,7 @@ static bp_status model_create(model *m, bp_registry *reg, bp_backend *be, const 
         return bp_error_set(err, BP_ERR_NOT_FOUND,
                             "the spatial_ast encoder plugin was not found (build bp_plugin_spatial_ast; "
                             "BATPIPE_PLUGIN_PATH)");
-    char kv[7][1200];
+    char kv[8][1200];
     snprintf(kv[0], sizeof kv[0], "dim=%lld", (long long)c->dim);
     snprintf(kv[1], sizeof kv[1], "depth=%lld", (long long)c->depth);
     snprintf(kv[2], sizeof kv[2], "heads=%lld", (long long)c->heads);
@@ -531,8 +534,9 @@ static bp_status model_create(model *m, bp_registry *reg, bp_backend *be, const 
     snprintf(kv[4], sizeof kv[4], "input=\"melipd\"");
     snprintf(kv[5], sizeof kv[5], "init_seed=1");
     snprintf(kv[6], sizeof kv[6], "weights=\"%s\"", weights ? weights : "");
-    const char *kvs[7] = {kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], kv[6]};
-    bp_status st = bp_paramset_from_strings(comp->desc, kvs, 7, &m->ps, err);
+    snprintf(kv[7], sizeof kv[7], "precision=\"%s\"", g_precision);
+    const char *kvs[8] = {kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], kv[6], kv[7]};
+    bp_status st = bp_paramset_from_strings(comp->desc, kvs, 8, &m->ps, err);
     void *inst = NULL;
     if (st == BP_OK) st = bp_registry_create(reg, comp, bp_paramset_params(m->ps), be, &inst, err);
     if (st != BP_OK) return st;
@@ -750,8 +754,9 @@ typedef struct run_ctx {
 static void report(const run_ctx *rc, const char *what, int64_t batch, double *times, int n, double gflop) {
     qsort(times, (size_t)n, sizeof *times, cmp_double);
     double med = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
-    printf("sast impl=c threads=%d what=%s batch=%lld iters=%d median_ms=%.2f best_ms=%.2f gflop=%.3f gflops=%.2f\n",
-           rc->threads, what, (long long)batch, n, 1e3 * med, 1e3 * times[0], gflop, gflop / med);
+    printf("sast impl=%s threads=%d what=%s batch=%lld iters=%d median_ms=%.2f best_ms=%.2f gflop=%.3f gflops=%.2f\n",
+           strcmp(g_precision, "bf16") == 0 && strncmp(what, "fwd", 3) == 0 ? "c_bf16" : "c", rc->threads, what,
+           (long long)batch, n, 1e3 * med, 1e3 * times[0], gflop, gflop / med);
     fflush(stdout);
 }
 
@@ -969,7 +974,7 @@ static bp_status run_threads(run_ctx *rc, const char *what_list, const char *che
 static void usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s [-t 1,2] [-m fwd1,fwd8,train] [-w WARMUP] [-n ITERS] [--weights FULL.safetensors]\n"
-            "       [--weights-mini MINI.safetensors] [--check OUT.safetensors] [--profile]\n",
+            "       [--weights-mini MINI.safetensors] [--check OUT.safetensors] [--profile] [--precision f32|bf16]\n",
             argv0);
 }
 
@@ -988,6 +993,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--weights-mini") == 0 && i + 1 < argc) rc.weights_mini = argv[++i];
         else if (strcmp(argv[i], "--check") == 0 && i + 1 < argc) check_out = argv[++i];
         else if (strcmp(argv[i], "--profile") == 0) rc.profile = 1;
+        else if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc) g_precision = argv[++i];
         else {
             usage(argv[0]);
             return 2;

@@ -28,6 +28,9 @@
 #   BP_SAST_WARMUP / BP_SAST_ITERS   override the warm-up / timed iterations of
 #                     every measurement (defaults: fwd1 2/5, fwd8 1/3, train 3/10)
 #   BP_SAST_CHECK     0 skips the agreement check (default 1)
+#   BP_SAST_BF16      0 skips the BF16 inference rows (default 1): the forwards
+#                     again with the encoder's precision = "bf16" (C) and under
+#                     torch.autocast(bfloat16) (PyTorch), in a second table
 #   BP_SAST_WORKDIR   where the weights go (default: a temporary directory,
 #                     removed at the end; ~360 MB)
 # Takes about 4 minutes on 2 cores at the defaults (1 and 2 threads, 1 round).
@@ -81,22 +84,31 @@ if [ "${BP_SAST_CHECK:-1}" != 0 ]; then
     echo "== agreement check (threads=$first)"
     "$bin" -t "$first" "${wargs[@]}" --check "$work/c_out.safetensors"
     "$py" "$here/spatial_ast_torch.py" check --threads "$first" "${wargs[@]}" --c-out "$work/c_out.safetensors"
+    if [ "${BP_SAST_BF16:-1}" != 0 ]; then
+        echo "== BF16 inference vs F32 (C, full size, batch 2)"
+        "$bin" -t "$first" "${wargs[@]}" --precision bf16 --check "$work/c_out_bf16.safetensors" >/dev/null
+        "$py" "$here/spatial_ast_torch.py" compare-bf16 --f32 "$work/c_out.safetensors" \
+            --bf16 "$work/c_out_bf16.safetensors"
+    fi
 fi
 
 echo "== measured peak (bench_matmul)"
-declare -A peak
+declare -A peak peak16
 for n in ${threads//,/ }; do
     line=$("$build/bin/bench_matmul" --threads "$n" --seconds 0.2 | grep '^measured peak')
     echo "threads=$n: $line"
     peak[$n]=$(echo "$line" | sed -n 's/.*avx2 \([0-9.]*\) GFLOP\/s, avx512 \([0-9.]*\) GFLOP\/s.*/\1 \2/p' |
         awk '{ print ($1 > $2) ? $1 : $2 }')
+    peak16[$n]=$(echo "$line" | sed -n 's/.*bf16 [a-z0-9]* \([0-9.]*\) GFLOP\/s.*/\1/p')
+    [ -n "${peak16[$n]}" ] || peak16[$n]=${peak[$n]}
 done
 
 iter_args=()
 [ -n "${BP_SAST_WARMUP:-}" ] && iter_args+=(-w "$BP_SAST_WARMUP")
 [ -n "${BP_SAST_ITERS:-}" ] && iter_args+=(-n "$BP_SAST_ITERS")
-run_c() { "$bin" -t "$2" -m "$1" "${wargs[@]}" "${iter_args[@]}" 2> >(grep -v '^bench_spatial_ast: backend' >&2); }
-run_t() { "$py" "$here/spatial_ast_torch.py" bench --threads "$2" --what "$1" "${wargs[@]}" "${iter_args[@]}"; }
+run_c() { "$bin" -t "$2" -m "$1" "${wargs[@]}" "${iter_args[@]}" "${@:3}" 2> >(grep -v '^bench_spatial_ast: backend' >&2); }
+run_t() { "$py" "$here/spatial_ast_torch.py" bench --threads "$2" --what "$1" "${wargs[@]}" "${iter_args[@]}" "${@:3}"; }
+bf16=${BP_SAST_BF16:-1}
 
 echo "== timings"
 out=""
@@ -111,6 +123,12 @@ for r in $(seq 1 "$rounds"); do
             echo "$a"
             echo "$b"
             out+="$a"$'\n'"$b"$'\n'
+            if [ "$bf16" != 0 ] && [ "${what#fwd}" != "$what" ]; then
+                a=$(run_c "$what" "$n" --precision bf16); b=$(run_t "$what" "$n" --bf16)
+                echo "$a"
+                echo "$b"
+                out+="$a"$'\n'"$b"$'\n'
+            fi
         done
     done
 done
@@ -140,7 +158,28 @@ for what in ${whats//,/ }; do
                    w, n, g, c, cg, 100 * cg / p, t, tg, 100 * tg / p, t / c }'
     done
 done
-for n in ${threads//,/ }; do echo "peak threads=$n: ${peak[$n]} GFLOP/s (FP32 FMA, bench_matmul)"; done
+if [ "$bf16" != 0 ]; then
+    echo
+    echo "BF16 inference: C with the encoder's precision = \"bf16\" (linear layers in BF16, F32 accumulation;"
+    echo "attention products, conv and norms F32) vs PyTorch F32 and vs PyTorch under torch.autocast(bfloat16);"
+    echo "% of the measured BF16 dot-product peak."
+    printf '%-6s %3s | %10s %9s %7s | %10s %8s | %10s %8s\n' what thr "C bf16 ms" "GFLOP/s" "% peak" \
+        "torch ms" "vs f32" "t-bf16 ms" "vs bf16"
+    for what in ${whats//,/ }; do
+        [ "${what#fwd}" != "$what" ] || continue
+        g=$(gflop "$what")
+        for n in ${threads//,/ }; do
+            c=$(get c_bf16 "$what" "$n" median_ms)
+            t=$(get torch "$what" "$n" median_ms)
+            tb=$(get torch_bf16 "$what" "$n" median_ms)
+            awk -v w="$what" -v n="$n" -v g="$g" -v c="$c" -v t="$t" -v tb="$tb" -v p="${peak16[$n]}" 'BEGIN {
+                cg = g / (c / 1e3);
+                printf "%-6s %3s | %10.1f %9.1f %6.1f%% | %10.1f %7.2fx | %10.1f %7.2fx\n",
+                       w, n, c, cg, 100 * cg / p, t, t / c, tb, tb / c }'
+        done
+    done
+fi
+for n in ${threads//,/ }; do echo "peak threads=$n: ${peak[$n]} GFLOP/s (FP32 FMA), ${peak16[$n]} GFLOP/s (BF16, bench_matmul)"; done
 echo "(fwd1/fwd8: full size D 768, depth 12, 515 tokens, eval; train: mini D 192, depth 4, batch 8, 291 tokens"
 echo " after masking, forward + loss + backward + AdamW; target: speed-up >= 1.5x)"
 echo "total $(($(date +%s) - t_start)) s"

@@ -368,13 +368,23 @@ def cmd_check(a):
     return 0 if ok else 1
 
 
+def cmd_compare_bf16(a):
+    """How far the C model's BF16 inference (precision = "bf16") is from its F32 one, full size, batch 2."""
+    f32, bf16 = load_st(a.f32), load_st(a.bf16)
+    for name in ["tokens", "logits_class", "logits_distance", "logits_azimuth", "logits_elevation"]:
+        x, y = bf16["fwd." + name], f32["fwd." + name]
+        print(f"bf16 vs f32 (C) {name:17s} max|b-f|/max|f| {rel_err(x, y):.3e}  "
+              f"argmax agreement {(x.argmax(-1) == y.argmax(-1)).float().mean().item() * 100:.0f}%")
+    return 0
+
+
 def median(xs):
     return statistics.median(xs)
 
 
-def report(threads, what, batch, times, gflop):
+def report(threads, what, batch, times, gflop, impl="torch"):
     med = median(times)
-    print(f"sast impl=torch threads={threads} what={what} batch={batch} iters={len(times)} "
+    print(f"sast impl={impl} threads={threads} what={what} batch={batch} iters={len(times)} "
           f"median_ms={1e3 * med:.2f} best_ms={1e3 * min(times):.2f} gflop={gflop:.3f} gflops={gflop / med:.2f}",
           flush=True)
 
@@ -405,7 +415,7 @@ def cmd_bench(a):
             x = torch.rand(batch, IN_CH, FRAMES, MELS, generator=gen) * 2 - 1
 
             def fwd():
-                with torch.inference_mode():
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
                     return m(x)
 
             for _ in range(warm):
@@ -415,7 +425,8 @@ def cmd_bench(a):
                 t0 = time.perf_counter()
                 fwd()
                 times.append(time.perf_counter() - t0)
-            report(a.threads, what, batch, times, 1e-9 * flop_forward(FULL, batch, 515))
+            report(a.threads, what, batch, times, 1e-9 * flop_forward(FULL, batch, 515),
+                   "torch_bf16" if a.bf16 else "torch")
             maybe_profile(a, what, fwd, 1)
         del m
     if "train" in whats:
@@ -452,6 +463,9 @@ def main():
     e = sub.add_parser("export")
     e.add_argument("--out-full")
     e.add_argument("--out-mini")
+    cb = sub.add_parser("compare-bf16")
+    cb.add_argument("--f32", required=True, help="bench_spatial_ast --check output")
+    cb.add_argument("--bf16", required=True, help="bench_spatial_ast --precision bf16 --check output")
     for name in ("check", "bench"):
         p = sub.add_parser(name)
         p.add_argument("--threads", type=int, default=1)
@@ -468,12 +482,16 @@ def main():
             p.add_argument("--adamw", choices=["default", "foreach", "fused"], default="default",
                            help="torch.optim.AdamW implementation (default: PyTorch's choice, per-tensor on CPU)")
             p.add_argument("--profile", action="store_true", help="also print torch.profiler's op table")
+            p.add_argument("--bf16", action="store_true",
+                           help="forwards under torch.autocast('cpu', bfloat16) (reported as impl=torch_bf16)")
     a = ap.parse_args()
     if a.cmd == "export":
         cmd_export(a)
         return 0
     if a.cmd == "check":
         return cmd_check(a)
+    if a.cmd == "compare-bf16":
+        return cmd_compare_bf16(a)
     return cmd_bench(a)
 
 

@@ -168,7 +168,8 @@ bp_status amae_model_forward(amae_model *m, const bp_tensor *x, const amae_step 
     const int64_t s_in[4] = {x->ndim == 4 ? x->shape[0] : 1, 1, AMAE_FRAMES, AMAE_MELS};
     TRY(check_shape(x, 4, s_in, "input", err));
     if (x->shape[0] < 1) return bp_error_set(err, BP_ERR_INVALID, "audiomae: empty batch");
-    bp_nn_ctx c = {m->be, m->arena, keep ? m->training : 0, keep};
+    if (keep) bp_nn_params_drop_bf16(&m->params); /* training: the weights will change */
+    bp_nn_ctx c = {m->be, m->arena, keep ? m->training : 0, keep, m->bf16 && !keep ? &m->params : NULL};
     m->kept = 0;
     bp_nn_arena_reset(m->arena);
     bp_status st = forward(m, &c, x, keep ? step : NULL, outputs, n_outputs, err);
@@ -233,7 +234,7 @@ static bp_status backward(amae_model *m, const bp_nn_ctx *c, const bp_tensor *co
 bp_status amae_model_backward(amae_model *m, const bp_tensor *const *d_outputs, uint32_t n_outputs,
                               bp_tensor *d_input, bp_error *err) {
     if (!m->kept) return bp_error_set(err, BP_ERR_INVALID, "audiomae: backward needs a training forward first");
-    bp_nn_ctx c = {m->be, m->arena, m->training, 0};
+    bp_nn_ctx c = {m->be, m->arena, m->training, 0, NULL};
     size_t mark = bp_nn_arena_mark(m->arena);
     bp_status st = backward(m, &c, d_outputs, n_outputs, d_input, err);
     bp_nn_arena_rewind(m->arena, mark);

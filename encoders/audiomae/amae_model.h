@@ -39,6 +39,7 @@ typedef struct amae_model {
     bp_nn_params params;
     bp_nn_arena *arena;
     int32_t training;
+    int32_t bf16;      /* 1: inference forwards multiply in BF16 (parameter 'precision') */
 
     bp_tensor *cls_token, *pos_embed, *d_cls;
     bp_nn_specaug specaug;

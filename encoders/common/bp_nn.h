@@ -132,6 +132,10 @@ typedef struct bp_nn_ctx {
     bp_nn_arena *arena; /* activations (kept) and temporaries */
     int32_t training;   /* 1: BatchNorm uses/updates batch statistics (PyTorch .train()) */
     int32_t keep;       /* 1: layers record what backward needs (activations stay in the arena) */
+    /* non-NULL (and keep 0): linear layers multiply in BF16 — input rounded to
+     * BF16, the weight's cached BF16 copy from this registry, F32 accumulation,
+     * bias and output (bp_nn_params_bf16_of). NULL: F32 throughout. */
+    struct bp_nn_params *bf16;
 } bp_nn_ctx;
 
 /* ================================================================= rng == */
@@ -162,6 +166,7 @@ typedef struct bp_nn_param {
     bp_tensor *grad;   /* owned; NULL unless BP_NN_TRAINABLE */
     int32_t flags;     /* BP_NN_* */
     int32_t layer_id;  /* trainable.h: 0 = input embedding, 1..depth = blocks, depth+1 = the rest */
+    bp_tensor *bf16;   /* owned; BF16 copy of value for BF16 inference, NULL until asked for */
 } bp_nn_param;
 
 typedef struct bp_nn_params {
@@ -178,6 +183,11 @@ bp_status bp_nn_params_add(bp_nn_params *ps, const char *name, int32_t dtype, in
                            int32_t flags, int32_t layer_id, bp_tensor **value, bp_error *err);
 /* By name; NULL when absent. */
 bp_nn_param *bp_nn_params_find(const bp_nn_params *ps, const char *name);
+/* The BF16 copy of a registered F32 value, made on first use and kept until
+ * bp_nn_params_drop_bf16 (call it whenever values may have changed: load,
+ * training mode, optimizer access). BP_ERR_INTERNAL for an unknown value. */
+bp_status bp_nn_params_bf16_of(bp_nn_params *ps, const bp_tensor *value, const bp_tensor **bf16, bp_error *err);
+void bp_nn_params_drop_bf16(bp_nn_params *ps);
 /* The grad tensor of a registered value (NULL when frozen or unknown). */
 bp_tensor *bp_nn_params_grad_of(const bp_nn_params *ps, const bp_tensor *value);
 /* grad = 0 for every trainable parameter. */
@@ -187,7 +197,7 @@ int64_t bp_nn_params_trainable_numel(const bp_nn_params *ps);
 /* The trainable extension's param_at for a model built on bp_nn: parameter
  * `index` in registration order with its flags and layer id; `who` names
  * the plugin in the error for an index out of range (nn_trainable.c). */
-bp_status bp_nn_params_describe(const bp_nn_params *ps, uint32_t index, const char *who, bp_train_param *out,
+bp_status bp_nn_params_describe(bp_nn_params *ps, uint32_t index, const char *who, bp_train_param *out,
                                 bp_error *err);
 /* Checks a training forward's step: its struct size, 0 <= mask
  * probabilities < 1, SpecAugment widths >= 0, drop_path < 1. */

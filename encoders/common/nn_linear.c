@@ -33,6 +33,19 @@ bp_status bp_nn_linear_forward(bp_nn_linear *l, const bp_nn_ctx *c, const bp_ten
                             bp_tensor_describe(x, a, sizeof a), bp_tensor_describe(y, b, sizeof b));
     }
     bp_tensor x2 = nn_as2d(x, l->in), y2 = nn_as2d(y, l->out);
+    if (c->bf16 && !c->keep && x->dtype == BP_DTYPE_F32) {
+        const bp_tensor *w16;
+        NN_OP(bp_nn_params_bf16_of(c->bf16, l->w, &w16, err));
+        size_t mark = bp_nn_arena_mark(c->arena);
+        bp_tensor *x16;
+        NN_TRY(bp_nn_arena_get(c->arena, BP_DTYPE_BF16, 2, x2.shape, &x16, err));
+        bp_status st = bp_op_convert(c->be, &x2, x16, err);
+        if (st == BP_OK) st = bp_op_matmul(c->be, x16, w16, &y2, l->b, 0, 1, 1.0f, 0.0f, err);
+        bp_nn_arena_rewind(c->arena, mark);
+        NN_OP(st);
+        l->x = NULL;
+        return BP_OK;
+    }
     NN_OP(bp_op_matmul(c->be, &x2, l->w, &y2, l->b, 0, 1, 1.0f, 0.0f, err));
     l->x = c->keep ? x : NULL;
     return BP_OK;

@@ -17,6 +17,7 @@ void bp_nn_params_free(bp_nn_params *ps) {
     for (uint32_t i = 0; i < ps->count; i++) {
         bp_tensor_free(ps->items[i].value);
         bp_tensor_free(ps->items[i].grad);
+        bp_tensor_free(ps->items[i].bf16);
         free(ps->items[i].name);
     }
     free(ps->items);
@@ -27,6 +28,35 @@ bp_nn_param *bp_nn_params_find(const bp_nn_params *ps, const char *name) {
     for (uint32_t i = 0; i < ps->count; i++)
         if (strcmp(ps->items[i].name, name) == 0) return &ps->items[i];
     return NULL;
+}
+
+bp_status bp_nn_params_bf16_of(bp_nn_params *ps, const bp_tensor *value, const bp_tensor **bf16, bp_error *err) {
+    *bf16 = NULL;
+    for (uint32_t i = 0; i < ps->count; i++) {
+        bp_nn_param *p = &ps->items[i];
+        if (p->value != value) continue;
+        if (!p->bf16) {
+            bp_tensor *t = NULL;
+            bp_status st = bp_tensor_new(ps->be, BP_DTYPE_BF16, value->ndim, value->shape, &t, err);
+            if (st == BP_OK) st = bp_op_convert(ps->be, value, t, err);
+            if (st != BP_OK) {
+                bp_tensor_free(t);
+                bp_error_prefix(err, "bp_nn: BF16 copy of '%s': ", p->name);
+                return st;
+            }
+            p->bf16 = t;
+        }
+        *bf16 = p->bf16;
+        return BP_OK;
+    }
+    return bp_error_set(err, BP_ERR_INTERNAL, "bp_nn: BF16 copy asked for a tensor that is not a parameter");
+}
+
+void bp_nn_params_drop_bf16(bp_nn_params *ps) {
+    for (uint32_t i = 0; i < ps->count; i++) {
+        bp_tensor_free(ps->items[i].bf16);
+        ps->items[i].bf16 = NULL;
+    }
 }
 
 bp_tensor *bp_nn_params_grad_of(const bp_nn_params *ps, const bp_tensor *value) {

@@ -5,8 +5,9 @@
 
 #include "bp_nn.h"
 
-bp_status bp_nn_params_describe(const bp_nn_params *ps, uint32_t index, const char *who, bp_train_param *out,
+bp_status bp_nn_params_describe(bp_nn_params *ps, uint32_t index, const char *who, bp_train_param *out,
                                 bp_error *err) {
+    bp_nn_params_drop_bf16(ps); /* the caller may write the values */
     if (index >= ps->count)
         return bp_error_set(err, BP_ERR_NOT_FOUND, "%s: no parameter %u (there are %u)", who, (unsigned)index,
                             (unsigned)ps->count);

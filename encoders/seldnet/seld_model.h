@@ -60,6 +60,7 @@ typedef struct seld_model {
     bp_nn_params params;
     bp_nn_arena *arena;
     int32_t training;
+    int32_t bf16;      /* 1: inference forwards multiply in BF16 (parameter 'precision') */
 
     bp_tensor *pos_embed, *cls_tokens, *d_cls;
     seld_conv_block conv[SELD_MAX_CONV];

@@ -43,6 +43,7 @@ typedef struct sast_model {
     bp_nn_params params;
     bp_nn_arena *arena;
     int32_t training;
+    int32_t bf16;      /* 1: inference forwards multiply in BF16 (parameter 'precision') */
 
     bp_tensor *pos_embed, *cls_tokens, *d_cls;
     bp_nn_conv2d conv0;     /* conv_downsample.0 */

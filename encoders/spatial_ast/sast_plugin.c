@@ -28,6 +28,8 @@ static const bp_param_spec sast_params[] = {
      "std of the heads' random initial weights (official: 2e-5; from scratch, 0.02 learns faster)"},
     {sizeof(bp_param_spec), "drop_path", BP_PARAM_FLOAT, "0.1", 0.0, 0.99, NULL,
      "stochastic depth rate of the last block in training (linear from 0), unless the trainer sets one"},
+    {sizeof(bp_param_spec), "precision", BP_PARAM_STRING, "\"f32\"", BP_NO_RANGE, "f32|bf16",
+     "inference matmuls of the linear layers: f32, or bf16 (inputs and weights rounded to BF16, F32 accumulation; training stays F32)"},
 };
 
 static const bp_descriptor sast_desc = {
@@ -131,6 +133,7 @@ static bp_status tr_param_at(bp_stage *st, uint32_t index, bp_train_param *out, 
 static bp_status tr_set_training(bp_stage *st, int32_t training, bp_error *err) {
     (void)err;
     sast_model *m = model_of(st);
+    bp_nn_params_drop_bf16(&m->params);
     m->training = training != 0;
     m->kept = 0;
     return BP_OK;
@@ -213,6 +216,10 @@ static bp_status sast_create(const bp_host *host, uint32_t index, const bp_param
     const char *weights = bp_params_string(params, "weights");
     const int have_weights = weights && weights[0];
     bp_status st = sast_model_init(&s->model, &cfg, host->backend, !have_weights, err);
+    if (st == BP_OK) {
+        const char *prec = bp_params_string(params, "precision");
+        s->model.bf16 = prec && strcmp(prec, "bf16") == 0;
+    }
     if (st == BP_OK && have_weights) {
         st = sast_model_load(&s->model, weights, err);
         if (st != BP_OK) bp_error_prefix(err, NAME ": parameter 'weights': ");

@@ -133,7 +133,7 @@ static bp_train_param param(bp_stage *st, const char *name) {
 static void test_descriptor(env *e) {
     const bp_descriptor *d = e->comp->desc;
     const char *names[] = {"weights", "dim",     "depth",     "heads",     "mlp_ratio", "n_classes",
-                           "input",   "filters", "freq_pool", "time_pool", "init_seed", "head_init_std", "drop_path"};
+                           "input",   "filters", "freq_pool", "time_pool", "init_seed", "head_init_std", "drop_path", "precision"};
     const uint32_t n_names = sizeof names / sizeof names[0];
     CHECK(d->n_params == n_names);
     for (uint32_t i = 0; i < d->n_params && i < n_names; i++) {

@@ -117,9 +117,9 @@ static bp_train_param param(bp_stage *st, const char *name) {
 static void test_descriptor(env *e) {
     const bp_descriptor *d = e->comp->desc;
     const char *names[] = {"weights", "dim", "depth", "heads", "mlp_ratio", "n_classes", "input", "init_seed",
-                           "head_init_std", "drop_path"};
-    CHECK(d->n_params == 10);
-    for (uint32_t i = 0; i < d->n_params && i < 10; i++) {
+                           "head_init_std", "drop_path", "precision"};
+    CHECK(d->n_params == 11);
+    for (uint32_t i = 0; i < d->n_params && i < 11; i++) {
         CHECK(!strcmp(d->params[i].name, names[i]));
         CHECK(d->params[i].help && strlen(d->params[i].help) > 10);
     }
@@ -610,6 +610,75 @@ static void test_weights_frontend_bn(env *e) {
     rmdir(dir);
 }
 
+/* precision = "bf16": inference matmuls in BF16 stay within BF16 rounding of
+ * the F32 model (and differ from it: the BF16 path ran); the cached BF16
+ * weights follow a change made through the trainable interface; a training
+ * forward is F32 either way; an unknown precision is refused. */
+static double rel_diff(bp_tensor *a, bp_tensor *b) {
+    float *va = read_all(a), *vb = read_all(b);
+    int64_t n = bp_tensor_numel(a);
+    double d = max_abs_diff(va, vb, n), m = 0;
+    for (int64_t k = 0; k < n; k++) m = fmax(m, fabs(vb[k]));
+    free(va);
+    free(vb);
+    return d / (m > 0 ? m : 1);
+}
+
+static void test_bf16(env *e) {
+    bp_error err = BP_ERROR_INIT;
+    bp_paramset *ps32, *ps16, *psx;
+    const char *k32[] = {"dim=32", "depth=2", "heads=2", "n_classes=10", "init_seed=5", "head_init_std=0.02"};
+    const char *k16[] = {"dim=32", "depth=2", "heads=2", "n_classes=10", "init_seed=5", "head_init_std=0.02",
+                         "precision=\"bf16\""};
+    bp_stage *a = make(e, k32, 6, &ps32, &err), *b = make(e, k16, 7, &ps16, &err);
+    CHECKF(a && b, "%s", err.msg);
+    if (!a || !b) return;
+    const int64_t B = 2, sx[4] = {B, 4, 1024, 128};
+    bp_tensor *x = new_t(e, 4, sx), *oa[N_OUT], *ob[N_OUT];
+    fill(x, 3, 2.0);
+    alloc_outputs(e, a, B, 4, oa);
+    alloc_outputs(e, b, B, 4, ob);
+    CHECK_OK(a->process(a, x, oa, N_OUT, &err), &err);
+    CHECK_OK(b->process(b, x, ob, N_OUT, &err), &err);
+    double dt = rel_diff(ob[OUT_TOKENS], oa[OUT_TOKENS]), dc = rel_diff(ob[OUT_CLASS], oa[OUT_CLASS]);
+    printf("bf16: tokens rel diff %.2e, class logits %.2e (vs F32)\n", dt, dc);
+    CHECK(dt > 1e-6 && dt < 3e-2 && dc > 1e-6 && dc < 3e-2);
+    /* change a weight through the trainable interface in both: the BF16 copy is renewed */
+    const char *names[] = {"blocks.1.mlp.fc1.weight", "head.weight"};
+    for (int i = 0; i < 2; i++) {
+        bp_train_param pa = param(a, names[i]), pb = param(b, names[i]);
+        fill(pa.value, 11 + (uint64_t)i, 0.5);
+        fill(pb.value, 11 + (uint64_t)i, 0.5);
+    }
+    CHECK_OK(a->process(a, x, oa, N_OUT, &err), &err);
+    CHECK_OK(b->process(b, x, ob, N_OUT, &err), &err);
+    dc = rel_diff(ob[OUT_CLASS], oa[OUT_CLASS]);
+    printf("bf16: after a weight change, class logits rel diff %.2e\n", dc);
+    CHECK(dc > 1e-6 && dc < 3e-2);
+    /* training forward: F32 in both (bit-identical) */
+    const bp_trainable *ta = trainable(a), *tb = trainable(b);
+    CHECK_OK(ta->set_training(a, 1, &err), &err);
+    CHECK_OK(tb->set_training(b, 1, &err), &err);
+    bp_train_step step;
+    memset(&step, 0, sizeof step);
+    step.struct_size = sizeof step;
+    step.seed = 9;
+    CHECK_OK(ta->forward(a, x, &step, oa, N_OUT, &err), &err);
+    CHECK_OK(tb->forward(b, x, &step, ob, N_OUT, &err), &err);
+    CHECK(rel_diff(ob[OUT_CLASS], oa[OUT_CLASS]) == 0.0);
+    free_outputs(oa);
+    free_outputs(ob);
+    bp_tensor_free(x);
+    drop(a, ps32);
+    drop(b, ps16);
+    const char *kx[] = {"dim=32", "depth=2", "heads=2", "n_classes=10", "precision=\"fp16\""};
+    bp_stage *c = make(e, kx, 5, &psx, &err);
+    CHECK(c == NULL);
+    printf("bf16: unknown precision: %s\n", err.msg);
+    CHECK(strstr(err.msg, "precision") != NULL);
+    if (c) drop(c, psx);
+}
+
 int main(void) {
     bp_error err = BP_ERROR_INIT;
     env e = {NULL, NULL, NULL};
@@ -631,6 +700,7 @@ int main(void) {
     test_training(&e);
     test_weights(&e);
     test_weights_frontend_bn(&e);
+    test_bf16(&e);
     bp_backend_free(e.be);
     bp_paramset_free(bps);
     bp_registry_free(e.reg);
