@@ -236,6 +236,7 @@ static bp_status conv_build(bp_cpu *cpu, const bp_cpu_prim_key *key, const bp_co
 bp_status bp_cpu_conv2d(bp_backend_impl *be, const bp_conv2d_desc *d, bp_error *err) {
     bp_cpu *cpu = bp_cpu_of(be);
     if (bp_tensor_numel(d->y) == 0) return BP_OK;
+    if (bp_cpu_conv_direct_ok(d, d->y)) return bp_cpu_conv2d_direct(cpu, d, err);
     bp_cpu_prim_key key;
     memset(&key, 0, sizeof key);
     key.kind = BP_CPU_PRIM_CONV;

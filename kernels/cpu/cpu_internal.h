@@ -105,6 +105,13 @@ static inline void bp_cpu_split(int64_t n, int parts, int i, int64_t *lo, int64_
     *hi = *lo + q + (i < r ? 1 : 0);
 }
 
+/* cpu_conv_direct.c: few-channel convolutions without oneDNN */
+#define BP_CPU_CONV_DIRECT_MAX_CH 16 /* Cin·Cout at most */
+int bp_cpu_conv_direct_ok(const bp_conv2d_desc *d, const bp_tensor *y); /* y: output or its gradient */
+bp_status bp_cpu_conv2d_direct(bp_cpu *cpu, const bp_conv2d_desc *d, bp_error *err);
+bp_status bp_cpu_conv2d_direct_dw(bp_cpu *cpu, const bp_conv2d_desc *d, const bp_tensor *dy, bp_tensor *dw,
+                                  bp_error *err);
+
 /* cpu_prim_cache.c */
 void bp_cpu_cache_init(bp_cpu_prim_cache *c, uint32_t capacity);
 void bp_cpu_cache_free(bp_cpu_prim_cache *c);

@@ -154,7 +154,9 @@ bp_status bp_cpu_conv2d_backward(bp_backend_impl *be, const bp_conv2d_desc *d, c
             void *ptrs[3] = {dy->data, d->w->data, dx->data};
             st = conv_bwd_run(cpu, d, dy, BP_CPU_PRIM_CONV_BWD_DATA, ptrs, err);
         }
-        if (st == BP_OK && dw) {
+        if (st == BP_OK && dw && bp_cpu_conv_direct_ok(d, dy)) {
+            st = bp_cpu_conv2d_direct_dw(cpu, d, dy, dw, err);
+        } else if (st == BP_OK && dw) {
             void *ptrs[3] = {d->x->data, dy->data, dw->data};
             st = conv_bwd_run(cpu, d, dy, BP_CPU_PRIM_CONV_BWD_WEIGHTS, ptrs, err);
         }

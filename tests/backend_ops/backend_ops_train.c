@@ -352,6 +352,10 @@ static void test_conv2d_backward(suite *s) {
         {1, 3, 5, 5, 2, 2, 2, 2, 2, 0, 0, 1, 1, 1},       /* stride 2 drops the last row/column: dx 0 there */
         {1, 2, 7, 9, 4, 3, 5, 2, 1, 2, 1, 2, 1, 2},       /* everything at once */
         {3, 6, 10, 11, 9, 5, 3, 3, 2, 2, 1, 1, 2, 3},     /* groups 3, stride 3,2, dilation 1,2, odd sizes */
+        /* few channels, stride 1, rows >= 16 wide: the cpu backend's direct weight gradient */
+        {2, 4, 9, 40, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1},      /* Spatial-AST's 4 -> 1 conv block */
+        {1, 2, 6, 33, 3, 2, 5, 1, 1, 0, 2, 1, 1, 1},      /* 2 -> 3, 2x5, pad 0,2 */
+        {2, 4, 64, 128, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1},    /* large enough for every thread */
         {4, 8, 24, 24, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},    /* large enough for every thread */
     };
     /* Under valgrind the last case is left out: there oneDNN runs its AVX2 kernels, and the packed sgemm

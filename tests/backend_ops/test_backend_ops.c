@@ -230,6 +230,11 @@ static void test_conv2d(suite *s) {
         {1, 2, 32, 48, 8, 16, 16, 16, 16, 0, 0, 1, 1, 1, 1}, /* patch embedding (Spatial-AST style) */
         {1, 3, 5, 5, 2, 2, 2, 2, 2, 0, 0, 1, 1, 1, 0},      /* odd size, stride 2: last column dropped */
         {1, 2, 7, 9, 4, 3, 5, 2, 1, 2, 1, 2, 1, 2, 1},      /* everything at once */
+        /* few channels, stride 1, rows >= 16 wide: the cpu backend's direct kernel */
+        {2, 4, 9, 40, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},     /* Spatial-AST's 4 -> 1 conv block */
+        {1, 2, 6, 33, 3, 2, 5, 1, 1, 0, 2, 1, 1, 1, 1},     /* 2 -> 3, 2x5, pad 0,2, bias */
+        {1, 1, 5, 20, 2, 1, 7, 1, 1, 0, 0, 1, 1, 1, 1},     /* no padding: narrower output */
+        {2, 4, 64, 128, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   /* large enough for every thread */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv(s, &cases[i]);
 }
