@@ -114,7 +114,6 @@ void amae_model_free(amae_model *m) {
 }
 
 bp_status amae_model_load(amae_model *m, const char *path, bp_error *err) {
-    bp_nn_params_drop_bf16(&m->params);
     bp_status st = bp_nn_params_load(&m->params, path, NULL, 0, "audiomae", err);
     if (st != BP_OK) return st;
     m->kept = 0;

@@ -83,6 +83,7 @@
 
 #include "batpipe/error.h"
 #include "batpipe/ops.h"
+#include "batpipe/params.h"
 #include "batpipe/tensor.h"
 #include "batpipe/trainable.h"
 
@@ -194,6 +195,17 @@ bp_tensor *bp_nn_params_grad_of(const bp_nn_params *ps, const bp_tensor *value);
 bp_status bp_nn_params_zero_grad(bp_nn_params *ps, bp_error *err);
 /* Total elements of the trainable parameters (for logs). */
 int64_t bp_nn_params_trainable_numel(const bp_nn_params *ps);
+/* Parameter rows every bp_nn encoder declares (in its bp_param_spec table):
+ * the heads' random-init std and the inference precision. */
+#define BP_NN_PARAM_HEAD_INIT_STD                                                            \
+    {sizeof(bp_param_spec), "head_init_std", BP_PARAM_FLOAT, "2e-5", 0.0, 1.0, NULL,            \
+     "std of the heads' random initial weights (official: 2e-5; from scratch, 0.02 learns faster)"}
+#define BP_NN_PARAM_PRECISION                                                                      \
+    {sizeof(bp_param_spec), "precision", BP_PARAM_STRING, "\"f32\"", BP_NO_RANGE, "f32|bf16",            \
+     "inference matmuls of the linear layers: f32, or bf16 (inputs and weights rounded to BF16, F32 "  \
+     "accumulation; training stays F32)"}
+/* 1 when the stage's `precision` parameter (BP_NN_PARAM_PRECISION) is "bf16". */
+int bp_nn_precision_bf16(const bp_params *params);
 /* The trainable extension's param_at for a model built on bp_nn: parameter
  * `index` in registration order with its flags and layer id; `who` names
  * the plugin in the error for an index out of range (nn_trainable.c). */

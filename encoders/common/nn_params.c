@@ -192,6 +192,7 @@ static bp_status load_one(const bp_tensor *src, bp_tensor *dst, bp_error *err) {
 
 bp_status bp_nn_params_load(bp_nn_params *ps, const char *path, const bp_nn_extra_name *extra, uint32_t n_extra,
                             const char *who, bp_error *err) {
+    bp_nn_params_drop_bf16(ps); /* the values are about to change */
     bp_st_file *f = NULL;
     bp_status st = bp_st_open(path, &f, err);
     if (st != BP_OK) {

@@ -1,6 +1,7 @@
 /* bp_nn: the parts of the trainable extension (trainable.h) that every
  * encoder built on bp_nn shares: describing a registered parameter to the
- * trainer, and checking the bp_train_step a training forward receives. */
+ * trainer, checking the bp_train_step a training forward receives, and
+ * reading the shared `precision` parameter. */
 #include <string.h>
 
 #include "bp_nn.h"
@@ -33,4 +34,9 @@ bp_status bp_nn_train_step_check(const bp_train_step *step, const char *who, bp_
                             "%s: step needs 0 <= mask probabilities < 1, SpecAugment widths >= 0, drop_path < 1",
                             who);
     return BP_OK;
+}
+
+int bp_nn_precision_bf16(const bp_params *params) {
+    const char *prec = bp_params_string(params, "precision");
+    return prec && strcmp(prec, "bf16") == 0;
 }

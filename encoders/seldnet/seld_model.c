@@ -174,7 +174,6 @@ void seld_model_free(seld_model *m) {
 }
 
 bp_status seld_model_load(seld_model *m, const char *path, bp_error *err) {
-    bp_nn_params_drop_bf16(&m->params);
     /* The front end's log-mel normalisation under Spatial-AST's names (what
      * `batpipe train` writes next to the encoder's tensors when it estimated
      * it, and what melipd/mel's `weights` parameter reads): accepted, not

@@ -32,12 +32,10 @@ static const bp_param_spec seld_params[] = {
      "max-pool size over time of each conv block (same length as freq_pool); [2, 1, 1] gives 512 frame tokens"},
     {sizeof(bp_param_spec), "init_seed", BP_PARAM_INT, "0", 0, 9007199254740991.0, NULL,
      "seed of the random initialisation (used when no weights are given)"},
-    {sizeof(bp_param_spec), "head_init_std", BP_PARAM_FLOAT, "2e-5", 0.0, 1.0, NULL,
-     "std of the heads' random initial weights (official: 2e-5; from scratch, 0.02 learns faster)"},
+    BP_NN_PARAM_HEAD_INIT_STD,
     {sizeof(bp_param_spec), "drop_path", BP_PARAM_FLOAT, "0.1", 0.0, 0.99, NULL,
      "stochastic depth rate of the last block in training (linear from 0), unless the trainer sets one"},
-    {sizeof(bp_param_spec), "precision", BP_PARAM_STRING, "\"f32\"", BP_NO_RANGE, "f32|bf16",
-     "inference matmuls of the linear layers: f32, or bf16 (inputs and weights rounded to BF16, F32 accumulation; training stays F32)"},
+    BP_NN_PARAM_PRECISION,
 };
 
 static const bp_descriptor seld_desc = {
@@ -251,10 +249,7 @@ static bp_status seld_create(const bp_host *host, uint32_t index, const bp_param
     if (!s) return bp_error_set(err, BP_ERR_NOMEM, NAME ": out of memory");
     s->host = host;
     st = seld_model_init(&s->model, &cfg, host->backend, err);
-    if (st == BP_OK) {
-        const char *prec = bp_params_string(params, "precision");
-        s->model.bf16 = prec && strcmp(prec, "bf16") == 0;
-    }
+    if (st == BP_OK) s->model.bf16 = bp_nn_precision_bf16(params);
     const char *weights = bp_params_string(params, "weights");
     if (st == BP_OK && weights && weights[0]) {
         st = seld_model_load(&s->model, weights, err);

@@ -129,7 +129,6 @@ void sast_model_free(sast_model *m) {
 }
 
 bp_status sast_model_load(sast_model *m, const char *path, bp_error *err) {
-    bp_nn_params_drop_bf16(&m->params);
     /* Tensors of the official state dict that belong to the front end
      * (melipd reads bn.* itself) or to unused modules: accepted, not used.
      * blocks2.*: four extra blocks an older official vision_transformer.py

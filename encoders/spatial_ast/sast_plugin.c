@@ -24,12 +24,10 @@ static const bp_param_spec sast_params[] = {
      "input maps: melipd = 4 (binaural log-mel + IPD cos/sin), mel_binaural = 2, mel_mono = 1"},
     {sizeof(bp_param_spec), "init_seed", BP_PARAM_INT, "0", 0, 9007199254740991.0, NULL,
      "seed of the official random initialisation (used when no weights are given)"},
-    {sizeof(bp_param_spec), "head_init_std", BP_PARAM_FLOAT, "2e-5", 0.0, 1.0, NULL,
-     "std of the heads' random initial weights (official: 2e-5; from scratch, 0.02 learns faster)"},
+    BP_NN_PARAM_HEAD_INIT_STD,
     {sizeof(bp_param_spec), "drop_path", BP_PARAM_FLOAT, "0.1", 0.0, 0.99, NULL,
      "stochastic depth rate of the last block in training (linear from 0), unless the trainer sets one"},
-    {sizeof(bp_param_spec), "precision", BP_PARAM_STRING, "\"f32\"", BP_NO_RANGE, "f32|bf16",
-     "inference matmuls of the linear layers: f32, or bf16 (inputs and weights rounded to BF16, F32 accumulation; training stays F32)"},
+    BP_NN_PARAM_PRECISION,
 };
 
 static const bp_descriptor sast_desc = {
@@ -216,10 +214,7 @@ static bp_status sast_create(const bp_host *host, uint32_t index, const bp_param
     const char *weights = bp_params_string(params, "weights");
     const int have_weights = weights && weights[0];
     bp_status st = sast_model_init(&s->model, &cfg, host->backend, !have_weights, err);
-    if (st == BP_OK) {
-        const char *prec = bp_params_string(params, "precision");
-        s->model.bf16 = prec && strcmp(prec, "bf16") == 0;
-    }
+    if (st == BP_OK) s->model.bf16 = bp_nn_precision_bf16(params);
     if (st == BP_OK && have_weights) {
         st = sast_model_load(&s->model, weights, err);
         if (st != BP_OK) bp_error_prefix(err, NAME ": parameter 'weights': ");
